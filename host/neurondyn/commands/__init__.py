@@ -1,0 +1,1 @@
+"""One module per `ndyn` command; each exposes ``register(subparsers)``."""
