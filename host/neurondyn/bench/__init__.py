@@ -1,0 +1,1 @@
+"""Benchmarks behind ``ndyn bench`` (DESIGN.md §10)."""
