@@ -1,0 +1,161 @@
+"""The virtual BBC micro:bit V1: the official MicroPython 1.9.2 hex run by QEMU.
+
+``build_microbit_hex`` puts files into the filesystem region of the V1 hex that
+``micropython-microbit-fs`` ships (the same image a user drags onto the MICROBIT
+drive). ``MicrobitVM`` boots such an image with ``qemu-system-arm -M microbit``;
+its UART becomes a pty (``vm.port``) that pyserial opens like ``/dev/ttyACM0``.
+``-icount shift=6`` makes every instruction 64 ns of virtual time (~16 MHz), so
+``time.ticks_us()`` on the board gives repeatable figures. Stopping QEMU is a
+power cut.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import DeviceError, UserError
+from ..fsutil import atomic_write_text
+
+QEMU = "qemu-system-arm"
+INSTALL_HINT = "install it with: sudo apt-get install qemu-system-arm"
+_PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
+
+
+def bundled_hex():
+    """The V1 MicroPython image micropython-microbit-fs ships (version, text)."""
+    import micropython_microbit_fs as mfs
+    h = mfs.get_bundled_hex(1)
+    return h.version, h.content
+
+
+def microbit_fs_capacity() -> int:
+    """Bytes of file system the bundled V1 image offers (files + their headers)."""
+    import micropython_microbit_fs as mfs
+    return mfs.get_device_info(bundled_hex()[1]).fs_size
+
+
+def build_microbit_hex(files: dict, out_path) -> Path:
+    """Write a complete micro:bit V1 image (MicroPython + ``files``) to ``out_path``.
+
+    ``files`` maps flat file names (the micro:bit fs has no folders) to bytes or
+    text. The write is atomic; a file set that does not fit is a UserError.
+    """
+    import micropython_microbit_fs as mfs
+    entries = []
+    for name, content in files.items():
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if "/" in name:
+            raise UserError("micro:bit file names are flat, got %r" % name)
+        entries.append(mfs.File(name=name, content=bytes(content)))
+    try:
+        image = mfs.add_files(bundled_hex()[1], entries)
+    except mfs.StorageFullError as exc:
+        raise UserError("files do not fit the micro:bit file system: %s" % exc)
+    except mfs.InvalidFileError as exc:
+        raise UserError("cannot put file on the micro:bit: %s" % exc)
+    atomic_write_text(out_path, image)
+    return Path(out_path)
+
+
+def require_qemu() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise DeviceError("%s not found (the virtual micro:bit needs it): %s" % (QEMU, INSTALL_HINT))
+    return path
+
+
+class MicrobitVM:
+    """A running virtual micro:bit V1. Use as a context manager; ``.port`` is its pty.
+
+    Give either ``hex_path`` (an image to boot) or ``files`` (built into a
+    temporary image with the bundled MicroPython). ``icount`` is QEMU's
+    ``-icount shift``: 6 means ~16 MHz like the real nRF51822. ``monitor`` may
+    name a Unix socket path for a QEMU monitor (power-cut / memsave tooling).
+    """
+
+    def __init__(self, hex_path=None, files=None, icount: int = 6, monitor=None,
+                 boot_timeout: float = 20.0):
+        if (hex_path is None) == (files is None):
+            raise ValueError("give exactly one of hex_path or files")
+        self._tmp = tempfile.mkdtemp(prefix="ndyn-microbit-")
+        self.hex_path = Path(hex_path) if hex_path is not None else Path(self._tmp) / "image.hex"
+        self.icount = icount
+        self.monitor = monitor
+        self.boot_timeout = boot_timeout
+        self.port = None
+        self.proc = None
+        self.log_path = Path(self._tmp) / "qemu.log"
+        try:
+            if files is not None:
+                build_microbit_hex(files, self.hex_path)
+            elif not self.hex_path.is_file():
+                raise UserError("no such micro:bit image: %s" % self.hex_path)
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        qemu = require_qemu()
+        cmd = [qemu, "-M", "microbit", "-device", "loader,file=%s" % self.hex_path,
+               "-serial", "pty", "-nographic"]
+        if self.icount is not None:
+            cmd += ["-icount", "shift=%d" % self.icount]
+        if self.monitor:
+            cmd += ["-monitor", "unix:%s,server,nowait" % self.monitor]
+        else:
+            cmd += ["-monitor", "none"]
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        deadline = time.monotonic() + self.boot_timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace")
+            found = _PTY_LINE.search(text)
+            if found:
+                self.port = found.group(1)
+                return
+            if self.proc.poll() is not None:
+                raise DeviceError("%s exited at start: %s" % (QEMU, text.strip()[-300:] or "no output"))
+            time.sleep(0.02)
+        raise DeviceError("%s gave no serial pty within %.0f s" % (QEMU, self.boot_timeout))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Power off: stop QEMU and remove the temporary files. Safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._tmp and os.path.isdir(self._tmp):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __del__(self):
+        try:
+            self.stop()
+        except Exception:
+            pass

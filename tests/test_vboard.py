@@ -1,0 +1,147 @@
+"""The virtual boards: micro:bit V1 (MicroPython 1.9.2 under QEMU) and mpy-wasm (current MicroPython)."""
+import os
+import time
+
+import micropython_microbit_fs as mfs
+import pytest
+import serial
+
+from neurondyn.errors import DeviceError, UserError
+from neurondyn.vboard import (MicrobitSession, MicrobitVM, ReplError, WasmBoard,
+                              build_microbit_hex, run_on_microbit, run_on_wasm)
+
+PROBE = "import sys, gc, helper\nprint(sys.implementation.version[:3], gc.mem_free(), helper.twice(21))\n"
+FILES = {"helper.py": "def twice(x):\n    return 2 * x\n"}
+
+
+def _parse_probe(out):
+    version, free, answer = out.strip().rsplit(" ", 2)
+    return eval(version), int(free), int(answer)
+
+
+@pytest.fixture(scope="module")
+def microbit():
+    with MicrobitSession(FILES) as board:
+        yield board
+
+
+def test_hex_holds_the_files_byte_for_byte(tmp_path):
+    blob = bytes(range(256)) * 3
+    out = build_microbit_hex({"helper.py": FILES["helper.py"], "model.ndm": blob}, tmp_path / "img.hex")
+    files = {f.name: f.content for f in mfs.get_files(out.read_text())}
+    assert files == {"helper.py": FILES["helper.py"].encode(), "model.ndm": blob}
+
+
+def test_hex_rejects_files_that_do_not_fit(tmp_path):
+    with pytest.raises(UserError, match="do not fit"):
+        build_microbit_hex({"big.bin": os.urandom(200_000)}, tmp_path / "img.hex")
+    assert not (tmp_path / "img.hex").exists()
+
+
+def test_hex_rejects_folders(tmp_path):
+    with pytest.raises(UserError, match="flat"):
+        build_microbit_hex({"lib/x.py": b"x=1"}, tmp_path / "img.hex")
+
+
+def test_script_runs_on_micropython_1_9_2(microbit):
+    version, free, answer = _parse_probe(microbit.run(PROBE))
+    assert version == (1, 9, 2)
+    assert 4000 < free < 16384          # the nRF51822 has 16 KB of RAM in all
+    assert answer == 42
+
+
+def test_session_keeps_state_between_scripts(microbit):
+    microbit.run("kept = [1, 2, 3]")
+    assert microbit.run("print(sum(kept))").strip() == "6"
+
+
+def test_board_exception_is_reported_with_traceback(microbit):
+    with pytest.raises(ReplError) as info:
+        microbit.run("print('before')\nraise ValueError('boom')")
+    assert info.value.stdout.strip() == "before"
+    assert "ValueError: boom" in info.value.stderr
+    assert microbit.run("print(6 * 7)").strip() == "42"   # still alive
+
+
+def test_long_script_survives_the_64_byte_uart_buffer(microbit):
+    # 1.5 KB of source, far past the UART buffer: chunked pacing must deliver every byte.
+    text = "".join(chr(33 + (i * 7) % 90) for i in range(1500)).replace("\\", "/").replace("'", "*")
+    script = "s = '%s'\nt = 0\nfor c in s:\n    t += ord(c)\nprint(len(s), t)\n" % text
+    assert microbit.run(script).split() == [str(len(text)), str(sum(map(ord, text)))]
+
+
+def test_run_on_microbit_boots_a_fresh_board():
+    version, free, answer = _parse_probe(run_on_microbit(FILES, PROBE))
+    assert version == (1, 9, 2) and answer == 42
+
+
+def test_script_runs_on_current_micropython():
+    version, free, answer = _parse_probe(run_on_wasm(FILES, PROBE))
+    assert version >= (1, 20, 0)
+    assert free > 100_000
+    assert answer == 42
+
+
+def test_wasm_exception_is_reported():
+    with pytest.raises(ReplError) as info:
+        run_on_wasm({}, "print('x')\nimport nosuchmodule\n")
+    assert "ImportError" in info.value.stderr
+    assert info.value.stdout.strip() == "x"
+
+
+def test_wasm_timeout_is_an_error():
+    with pytest.raises(TimeoutError):
+        run_on_wasm({}, "while True:\n    pass\n", timeout=2)
+
+
+ECHO_MAIN = """import sys
+while True:
+    b = sys.stdin.buffer.read(4)
+    sys.stdout.buffer.write(bytes([x ^ 0xFF for x in b]))
+"""
+
+
+def test_wasm_board_serves_binary_bytes_over_its_pty():
+    sent = bytes([0, 1, 3, 0xFF, 10, 13, 0, 4])     # NUL, Ctrl-C, CR/LF, Ctrl-D all pass untouched
+    with WasmBoard(files={"main.py": ECHO_MAIN}) as board:
+        assert board.port.startswith("/dev/")
+        with serial.Serial(board.port, 115200, timeout=5) as ser:
+            ser.write(sent)
+            assert ser.read(8) == bytes(x ^ 0xFF for x in sent)
+        # the port can be closed and opened again, like a USB serial device
+        with serial.Serial(board.port, 115200, timeout=5) as ser:
+            ser.write(b"\x00\x00\x00\x00")
+            assert ser.read(4) == b"\xff\xff\xff\xff"
+        proc = board.proc
+    assert proc.poll() is not None           # stopped on exit
+
+
+def test_wasm_board_flash_persists_in_flash_dir(tmp_path):
+    main = "f = open('slot.bin', 'wb')\nf.write(bytes([7, 0, 9]))\nf.close()\n"
+    with WasmBoard(files={"main.py": main}, flash_dir=tmp_path) as board:
+        deadline = time.monotonic() + 10
+        while board.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert (tmp_path / "slot.bin").read_bytes() == bytes([7, 0, 9])
+
+
+def test_microbit_vm_gives_a_pty_and_cleans_up():
+    vm = MicrobitVM(files={"main.py": "print('hi from main')\n"})
+    try:
+        tmp = vm._tmp
+        with serial.Serial(vm.port, 115200, timeout=0.5) as ser:
+            ser.write(b"\r\x03")           # interrupt whatever runs; the REPL answers
+            seen = b""
+            deadline = time.monotonic() + 15
+            while b">>> " not in seen and time.monotonic() < deadline:
+                seen += ser.read(64)
+        assert b">>> " in seen
+    finally:
+        vm.stop()
+    assert not vm.running and not os.path.exists(tmp)
+
+
+def test_missing_qemu_is_a_clear_device_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DeviceError, match="apt-get install qemu-system-arm"):
+        MicrobitVM(files={"x.py": "x=1"})
