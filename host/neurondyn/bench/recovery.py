@@ -1,0 +1,310 @@
+"""Recovery benchmark: does annealing find the true atoms of a sum of monomials?
+
+Grid (issue 2, item 6; DESIGN.md §10): d in {3, 10, 30} x K in {1, 2, 4, 6} x
+noise in {0, 1 %, 10 %} of RMS(y), 20 problems a cell, N = 2000 training and
+1000 clean test rows, inputs U[1, 5] (and U[0.5, 2] with ``--x-ranges all``).
+Cells with d = 3 and K > 3 run with pool capacity 8 (the default pool, d_in = 3,
+cannot hold them); the table says so in its "pool" column.  Then the physics
+laws of ``problems.physics_laws`` at noise 0 and 1 %.
+
+On every problem, in the same process and on the same data: the annealer
+(``neurondyn.anneal.Annealer``, default schedule, seed 0), the lattice
+matching-pursuit baseline (capped at the same pool capacity, stopped by the
+same extended BIC) and sklearn's MLPRegressor(32).  Timings are wall-clock with
+thread pools limited to one thread (see runner.py).
+
+Seeds: grid problem i of structure cell (x_range, d, K) has seed
+``problems.problem_seed(cell, i) = 1000 * cell + i`` with
+``cell = X_RANGES.index(x_range) * 12 + DS.index(d) * 4 + KS.index(K)``; its
+three noise levels share that seed (same atoms, inputs and noise direction).
+Physics law number L (order of ``physics_laws()``) has seed ``LAW_SEED + L``.
+
+"Exact" = the crystallised model's atom set equals the true one and K* = K.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import BenchContext, SuiteResult, SuiteUnavailable
+from .baselines import MLP_HIDDEN, mlp_baseline, run_matching_pursuit
+from .problems import law_problem, make_problem, physics_laws, problem_seed, relative_rmse
+from .runner import run_tasks
+from .table import md_table, median, pct, sci, secs, verdict
+
+X_RANGES = [(1.0, 5.0), (0.5, 2.0)]     # index order is part of the public seeds
+DS = (3, 10, 30)
+KS = (1, 2, 4, 6)
+NOISES = (0.0, 0.01, 0.10)
+PROBLEMS_PER_CELL = 20
+LAW_NOISES = (0.0, 0.01)
+LAW_SEED = 900000
+SMALL_POOL = 8            # pool capacity for the d = 3, K > 3 cells
+
+# --quick: a few cells of the same grid (same seeds, so quick numbers are a
+# subset of the full ones) and every physics law at 1 % noise.
+QUICK_DS = (3, 10, 30)
+QUICK_KS = (2, 4)
+QUICK_NOISES = (0.0, 0.01)
+QUICK_PROBLEMS = 3
+QUICK_LAW_NOISES = (0.01,)
+
+RESULT_VERSION = 1        # bump when a method's settings change (invalidates checkpoints)
+
+
+def pool_for(d: int, K: int):
+    """Pool capacity passed to the annealer: None (its default, d_in) except d = 3, K > 3."""
+    return SMALL_POOL if (d == 3 and K > 3) else None
+
+
+def structure_cell(x_range_index: int, d: int, K: int) -> int:
+    return x_range_index * len(DS) * len(KS) + DS.index(d) * len(KS) + KS.index(K)
+
+
+def grid_specs(ds=DS, ks=KS, noises=NOISES, problems=PROBLEMS_PER_CELL, x_ranges=(0,)) -> list:
+    """Task specs for the grid; ``x_ranges`` are indices into X_RANGES."""
+    specs = []
+    for xr in x_ranges:
+        for d in ds:
+            for K in ks:
+                for noise in noises:
+                    for i in range(problems):
+                        seed = problem_seed(structure_cell(xr, d, K), i)
+                        lo, hi = X_RANGES[xr]
+                        specs.append({
+                            "kind": "grid", "x_range": [lo, hi], "d": d, "K": K,
+                            "noise": noise, "index": i, "seed": seed, "pool": pool_for(d, K),
+                            "key": "grid|v%d|x%g_%g|d%d|K%d|n%g|s%d"
+                                   % (RESULT_VERSION, lo, hi, d, K, noise, seed)})
+    return specs
+
+
+def law_specs(names=None, noises=LAW_NOISES) -> list:
+    specs = []
+    for number, law in enumerate(physics_laws()):
+        if names is not None and law.name not in names:
+            continue
+        for noise in noises:
+            specs.append({"kind": "law", "law": law.name, "formula": law.formula, "d": law.d,
+                          "K": len(law.exponents), "noise": noise, "seed": LAW_SEED + number,
+                          "pool": None,
+                          "key": "law|v%d|%s|n%g" % (RESULT_VERSION, law.name, noise)})
+    return specs
+
+
+def build_problem(spec):
+    if spec["kind"] == "grid":
+        return make_problem(spec["d"], spec["K"], spec["noise"], spec["seed"],
+                            x_range=tuple(spec["x_range"]))
+    law = {l.name: l for l in physics_laws()}[spec["law"]]
+    return law_problem(law, spec["noise"], spec["seed"])
+
+
+def run_annealer(problem, pool, seed=0) -> dict:
+    """Anneal one problem; structure, test error, size and time (errors are recorded, not raised)."""
+    from neurondyn.anneal import Annealer
+    t0 = time.perf_counter()
+    try:
+        ann = Annealer(pool=pool, seed=seed, schedule=None, quantize=True).fit(
+            problem.X, problem.Y.reshape(-1, 1))
+    except Exception as exc:      # a failure is a result of the benchmark, not a crash of it
+        return {"exact": False, "k_star": None, "kstar_ok": False, "test_rel_rmse": float("nan"),
+                "seconds": time.perf_counter() - t0, "saturated": None, "params": None,
+                "atoms": [], "error": "%s: %s" % (type(exc).__name__, exc)}
+    seconds = time.perf_counter() - t0
+    model = ann.model_
+    atoms = model.atom_set()
+    pred = model.predict(problem.X_test).reshape(-1)
+    nnz = int(np.count_nonzero(model.exponents))
+    return {
+        "exact": bool(atoms == problem.atom_set() and model.k_star == problem.K),
+        "k_star": int(model.k_star),
+        "kstar_ok": bool(model.k_star == problem.K),
+        "test_rel_rmse": relative_rmse(problem.Y_test, pred),
+        "seconds": seconds,
+        "saturated": bool(getattr(ann, "saturated_", False)),
+        # floats (c, readout, bias) plus the integer exponents it stores
+        "params": int(model.k_star * (1 + model.d_out) + model.d_out + nnz),
+        "atoms": sorted(list(a) for a in atoms),
+    }
+
+
+def solve(spec) -> dict:
+    """One task: the problem, then annealer, matching pursuit and MLP on the same data."""
+    problem = build_problem(spec)
+    capacity = spec["pool"] or problem.d
+    row = {k: v for k, v in spec.items() if k != "key"}
+    row["true_atoms"] = sorted(list(a) for a in problem.atom_set())
+    row["annealer"] = run_annealer(problem, spec["pool"])
+    row["mp"] = run_matching_pursuit(problem, max_atoms=capacity)
+    row["mlp"] = mlp_baseline(problem, seed=spec["seed"])
+    return row
+
+
+# -- summaries ---------------------------------------------------------------------
+
+def _rate(rows, get):
+    return sum(1 for r in rows if get(r)) / len(rows) if rows else float("nan")
+
+
+def summarise_cells(rows) -> list:
+    cells = {}
+    for r in rows:
+        if r["kind"] == "grid":
+            cells.setdefault((tuple(r["x_range"]), r["d"], r["K"], r["noise"]), []).append(r)
+    out = []
+    for (xr, d, K, noise), rs in sorted(cells.items()):
+        a = [r["annealer"] for r in rs]
+        missed = [x["test_rel_rmse"] for x in a if not x["exact"]]
+        out.append({
+            "x_range": list(xr), "d": d, "K": K, "noise": noise, "pool": rs[0]["pool"] or d,
+            "problems": len(rs),
+            "exact": _rate(a, lambda x: x["exact"]),
+            "kstar_ok": _rate(a, lambda x: x["kstar_ok"]),
+            "test_rel_rmse_median": median([x["test_rel_rmse"] for x in a]),
+            "missed_rel_rmse_max": max(missed) if missed else None,
+            "seconds_median": median([x["seconds"] for x in a]),
+            "seconds_max": max(x["seconds"] for x in a),
+            "saturated": sum(1 for x in a if x.get("saturated")),
+            "errors": sum(1 for x in a if x.get("error")),
+            "params_median": median([x["params"] for x in a]),
+            "mp_exact": _rate(rs, lambda r: r["mp"]["exact"]),
+            "mp_rel_rmse_median": median([r["mp"]["test_rel_rmse"] for r in rs]),
+            "mlp_rel_rmse_median": median([r["mlp"]["test_rel_rmse"] for r in rs]),
+            "mlp_params": rs[0]["mlp"]["params"],
+            "mlp_seconds_median": median([r["mlp"]["seconds"] for r in rs]),
+            "beats_mlp": _rate(rs, lambda r: r["annealer"]["test_rel_rmse"]
+                               < r["mlp"]["test_rel_rmse"]),
+        })
+    return out
+
+
+def _targets(cells, laws) -> list:
+    """The issue's Numbers, each with the measured value and PASS/MISS over the cells run."""
+    def cells_where(pred):
+        return [c for c in cells if pred(c)]
+    out = []
+
+    def add(text, group, value_fn, ok_fn, fmt):
+        if group:
+            v = value_fn(group)
+            out.append({"target": text, "value": fmt(v), "ok": bool(ok_fn(v)),
+                        "cells": len(group)})
+
+    add("Required: exact >= 95 % in every noise-0 cell", cells_where(lambda c: c["noise"] == 0),
+        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.95, lambda v: "min " + pct(v))
+    add("Required: exact >= 85 % in every 1 %-noise cell",
+        cells_where(lambda c: c["noise"] == 0.01),
+        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.85, lambda v: "min " + pct(v))
+    missed = [c["missed_rel_rmse_max"] for c in cells
+              if c["noise"] <= 0.01 and c["missed_rel_rmse_max"] is not None]
+    if any(c["noise"] <= 0.01 for c in cells):
+        worst = max(missed) if missed else 0.0
+        out.append({"target": "Required: test rel. RMSE <= 1 % where the structure is missed "
+                              "(noise <= 1 %)", "value": ("max " + sci(worst)) if missed
+                    else "nothing missed", "ok": worst <= 0.01,
+                    "cells": sum(1 for c in cells if c["noise"] <= 0.01)})
+    for noise in sorted({l["noise"] for l in laws}):
+        group = [l for l in laws if l["noise"] == noise]
+        n_exact = sum(1 for l in group if l["annealer"]["exact"])
+        out.append({"target": "Required: every physics law exact at noise %s" % pct(noise),
+                    "value": "%d / %d" % (n_exact, len(group)), "ok": n_exact == len(group),
+                    "cells": len(group)})
+    add("Aim: exact >= 95 % in every 1 %-noise cell", cells_where(lambda c: c["noise"] == 0.01),
+        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.95, lambda v: "min " + pct(v))
+    add("Aim: exact >= 70 % at 10 % noise for K <= 2",
+        cells_where(lambda c: c["noise"] == 0.10 and c["K"] <= 2),
+        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.70, lambda v: "min " + pct(v))
+    add("Time: d = 30, K = 6 median <= 10 s", cells_where(lambda c: c["d"] == 30 and c["K"] == 6),
+        lambda g: max(c["seconds_median"] for c in g), lambda v: v <= 10, lambda v: secs(v))
+    add("Time: d = 30, K = 6 max <= 30 s", cells_where(lambda c: c["d"] == 30 and c["K"] == 6),
+        lambda g: max(c["seconds_max"] for c in g), lambda v: v <= 30, lambda v: secs(v))
+    add("Time: d <= 10 median <= 2 s (worst cell)", cells_where(lambda c: c["d"] <= 10),
+        lambda g: max(c["seconds_median"] for c in g), lambda v: v <= 2, lambda v: secs(v))
+    add("vs MLP: lower test error in every cell (median)", cells,
+        lambda g: sum(1 for c in g if c["test_rel_rmse_median"] < c["mlp_rel_rmse_median"]) / len(g),
+        lambda v: v == 1.0, lambda v: pct(v) + " of cells")
+    add("vs MLP: <= 1/10 of its parameters (worst cell median)", cells,
+        lambda g: max(c["params_median"] / c["mlp_params"] for c in g),
+        lambda v: v <= 0.1, lambda v: "%.3f" % v)
+    return out
+
+
+def render(cells, laws, targets, quick) -> str:
+    parts = []
+    title = "### Recovery%s" % (" (--quick subset)" if quick else "")
+    parts.append(title)
+    parts.append("Annealer (default schedule, seed 0) vs lattice matching pursuit (MP) vs "
+                 "MLPRegressor%s; test error = RMSE / RMS(y) on 1000 clean rows; times "
+                 "single-threaded wall clock." % (MLP_HIDDEN,))
+    headers = ["x range", "d", "K", "noise", "pool", "n", "exact", "K*=K", "rel. RMSE (med)",
+               "t med", "t max", "MP exact", "MP rel. RMSE", "MLP rel. RMSE", "MLP params",
+               "MLP t"]
+    rows = []
+    for c in cells:
+        pool = "%d" % c["pool"] + (" (set)" if c["pool"] != c["d"] else "")
+        rows.append(["U[%g,%g]" % tuple(c["x_range"]), c["d"], c["K"], pct(c["noise"]), pool,
+                     c["problems"], pct(c["exact"]), pct(c["kstar_ok"]),
+                     sci(c["test_rel_rmse_median"]), secs(c["seconds_median"]),
+                     secs(c["seconds_max"]), pct(c["mp_exact"]), sci(c["mp_rel_rmse_median"]),
+                     sci(c["mlp_rel_rmse_median"]), c["mlp_params"],
+                     secs(c["mlp_seconds_median"])])
+    if rows:
+        parts.append(md_table(headers, rows))
+    if laws:
+        parts.append("#### Physics laws")
+        lrows = []
+        for l in laws:
+            a = l["annealer"]
+            lrows.append([l["law"], "`%s`" % l["formula"], l["d"], pct(l["noise"]),
+                          "yes" if a["exact"] else "**no**",
+                          "%s (%d)" % (a["k_star"], l["K"]), sci(a["test_rel_rmse"]),
+                          secs(a["seconds"]), "yes" if l["mp"]["exact"] else "no",
+                          sci(l["mlp"]["test_rel_rmse"])])
+        parts.append(md_table(["law", "formula", "d", "noise", "exact", "K* (true)",
+                               "rel. RMSE", "t", "MP exact", "MLP rel. RMSE"], lrows))
+    if targets:
+        parts.append("#### Against the issue's numbers%s" % (" (quick subset only)" if quick else ""))
+        parts.append(md_table(["target", "measured", "cells", "verdict"],
+                              [[t["target"], t["value"], t["cells"], verdict(t["ok"])]
+                               for t in targets]))
+    return "\n\n".join(parts) + "\n"
+
+
+def check_available():
+    """The suite needs the annealer (neurondyn.anneal)."""
+    try:
+        import neurondyn.anneal  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name == "neurondyn.anneal":
+            raise SuiteUnavailable("not available yet (needs neurondyn.anneal)")
+        raise
+
+
+def run_recovery(specs, jobs=1, checkpoint=None, progress=True, quick=False) -> SuiteResult:
+    """Run the given task specs (grid and/or laws) and build the tables."""
+    check_available()
+    started = time.time()
+    rows = run_tasks(solve, specs, jobs=jobs, checkpoint=checkpoint, progress=progress,
+                     label="recovery")
+    cells = summarise_cells(rows)
+    laws = [r for r in rows if r["kind"] == "law"]
+    targets = _targets(cells, laws)
+    data = {"config": {"quick": quick, "jobs": jobs, "mlp_hidden": list(MLP_HIDDEN),
+                       "result_version": RESULT_VERSION, "problems": len(specs),
+                       "wall_seconds": time.time() - started},
+            "cells": cells, "laws": laws, "targets": targets,
+            "problems": [r for r in rows if r["kind"] == "grid"]}
+    return SuiteResult("recovery", render(cells, laws, targets, quick), data)
+
+
+def run(ctx: BenchContext) -> SuiteResult:
+    ranges = ctx.options.get("x_ranges") or [0]
+    if ctx.quick:
+        specs = grid_specs(QUICK_DS, QUICK_KS, QUICK_NOISES, QUICK_PROBLEMS, ranges)
+        specs += law_specs(noises=QUICK_LAW_NOISES)
+    else:
+        specs = grid_specs(x_ranges=ranges) + law_specs()
+    checkpoint = ctx.checkpoint + ".recovery.jsonl" if ctx.checkpoint else None
+    return run_recovery(specs, ctx.jobs, checkpoint, ctx.progress, ctx.quick)
