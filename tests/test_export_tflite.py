@@ -162,3 +162,25 @@ def test_tflm_arena_is_measured_in_a_subprocess():
     assert arena["recorded"] > 0
     # the bisection found a size that works, and it is close to what TFLM recorded
     assert 0 < arena["minimal"] <= 4 * arena["recorded"]
+
+
+def test_int8_mlp_export_runs_under_both_runtimes():
+    """The bench's comparison network: int8 FULLY_CONNECTED graph from the same writer."""
+    from neurondyn.bench.export import mlp_forward, mlp_int8_tflite
+    rng = np.random.default_rng(7)
+    layers = [(rng.normal(size=(8, 3)), rng.normal(size=8)),
+              (rng.normal(size=(8, 8)) / 3, rng.normal(size=8)),
+              (rng.normal(size=(2, 8)) * 2, rng.normal(size=2))]
+    X = rng.uniform(1, 5, size=(300, 3))
+    blob, lsb = mlp_int8_tflite(layers, X)
+    m = tfl.Model.GetRootAsModel(blob, 0)
+    sg = m.Subgraphs(0)
+    assert sg.Tensors(sg.Operators(1).Inputs(1)).Type() == tfl.TensorType.INT8
+    want = mlp_forward(layers, X)[-1]
+    lite, micro = run_litert(blob, X), run_tflm(blob, X)
+    # int8 kernels of the two runtimes agree to an output LSB or so
+    assert np.max(np.abs(lite - micro)) <= 2 * lsb + 1e-6
+    # quantisation costs a couple of output LSBs, not a wrong network
+    assert np.all(want.std(axis=0) > 10 * lsb)           # outputs span many LSBs
+    assert np.sqrt(np.mean((lite - want) ** 2)) <= 3 * lsb
+    assert np.sqrt(np.mean((lite - want) ** 2)) > 0     # it really is quantised

@@ -161,3 +161,226 @@ def tflm_arena(blob: bytes, search=True) -> dict:
                     lo = mid
             minimal = hi
     return {"recorded": recorded, "minimal": minimal}
+
+
+# -- the int8 MLP -------------------------------------------------------------------
+def _affine_int8(lo, hi):
+    """Per-tensor asymmetric int8 (scale, zero_point) whose range holds [lo, hi] and 0."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = max(hi - lo, 1e-8) / 255.0
+    zero_point = int(np.clip(np.round(-128 - lo / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
+def mlp_layers(mlp, x_mean, x_std, y_mean, y_std):
+    """sklearn MLPRegressor trained on standardised data -> [(W (out, in), b)] on raw units."""
+    layers = [(np.array(c).T.copy(), np.array(b).copy()) for c, b in zip(mlp.coefs_, mlp.intercepts_)]
+    w0, b0 = layers[0]
+    w0 = w0 / x_std
+    layers[0] = (w0, b0 - w0 @ x_mean)
+    wl, bl = layers[-1]
+    layers[-1] = (wl * y_std[:, None], bl * y_std + y_mean)
+    return layers
+
+
+def mlp_forward(layers, X) -> list:
+    """Float forward pass; returns every layer's output (ReLU between layers)."""
+    outs, h = [], np.asarray(X, dtype=np.float64)
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.T + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+        outs.append(h)
+    return outs
+
+
+def mlp_int8_tflite(layers, X_calib):
+    """An int8 ``.tflite``: float in -> QUANTIZE -> int8 FULLY_CONNECTED(+RELU)... -> DEQUANTIZE.
+
+    Activation ranges come from a float pass over ``X_calib`` (the training set).
+    Returns (bytes, output scale): one output LSB in the target's units.
+    """
+    X_calib = np.asarray(X_calib, dtype=np.float64)
+    acts = [X_calib] + mlp_forward(layers, X_calib)
+    qs = [_affine_int8(a.min(), a.max()) for a in acts]
+    d_in, d_out = layers[0][0].shape[1], layers[-1][0].shape[0]
+    g = GraphWriter(description="int8 MLP %s" % "-".join(
+        str(n) for n in [d_in] + [w.shape[0] for w, _ in layers]))
+    raw = g.tensor("raw", [1, d_in])
+    h = g.tensor("raw_q", [1, d_in], dtype="int8", scale=qs[0][0], zero_point=qs[0][1])
+    g.op("QUANTIZE", [raw], [h])
+    for i, (w, b) in enumerate(layers):
+        s_w = float(np.float32(max(np.abs(w).max(), 1e-8) / 127.0))
+        wq = np.clip(np.round(w / s_w), -127, 127)
+        s_b = qs[i][0] * s_w
+        bq = np.round(b / s_b)
+        wt = g.tensor("w%d" % i, w.shape, dtype="int8", data=wq, scale=s_w, zero_point=0)
+        bt = g.tensor("b%d" % i, [w.shape[0]], dtype="int32", data=bq, scale=s_b, zero_point=0)
+        out = g.tensor("h%d" % (i + 1), [1, w.shape[0]], dtype="int8",
+                       scale=qs[i + 1][0], zero_point=qs[i + 1][1])
+        last = i == len(layers) - 1
+        g.op("FULLY_CONNECTED", [h, wt, bt], [out], version=4,
+             activation=None if last else "relu")
+        h = out
+    y = g.tensor("y", [1, d_out])
+    g.op("DEQUANTIZE", [h], [y], version=2)
+    g.inputs, g.outputs = [raw], [y]
+    return g.to_bytes(), qs[-1][0]
+
+
+def train_mlp(width, X, Y, seed, quick):
+    """Two ReLU hidden layers of ``width``, standardised inputs/outputs, Adam."""
+    from sklearn.neural_network import MLPRegressor
+    x_mean, x_std = X.mean(axis=0), X.std(axis=0)
+    y_mean, y_std = Y.mean(axis=0), Y.std(axis=0)
+    mlp = MLPRegressor(hidden_layer_sizes=(width, width), activation="relu", solver="adam",
+                       learning_rate_init=1e-3, alpha=1e-5, batch_size=128,
+                       max_iter=200 if quick else 600, tol=1e-7, n_iter_no_change=30,
+                       random_state=seed)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # ConvergenceWarning at max_iter is expected
+        mlp.fit((X - x_mean) / x_std, (Y - y_mean) / y_std)
+    return mlp_layers(mlp, x_mean, x_std, y_mean, y_std)
+
+
+# -- sizes and counts ---------------------------------------------------------------
+def model_macs(model: Model) -> dict:
+    """Work per inference of our graph and of the C reference path."""
+    k, d_in, d_out = model.k_star, model.d_in, model.d_out
+    nz = model.exponents[model.exponents != 0]
+    return {
+        "fc_macs": k * d_in + k * d_out + d_in if k else d_out * d_in,   # + the NaN guard
+        "transcendentals": d_in + k,                                      # LOG per input, EXP per atom
+        "c_mul_div": d_in + int(nz.size) + int(np.sum(np.abs(nz) == 2)) + k + k * d_out,
+    }
+
+
+def compiled_c_bytes(header: bytes):
+    """text+data bytes of ndyn_predict compiled by the host gcc -Os (None without gcc)."""
+    import shutil
+    if not shutil.which("gcc") or not shutil.which("size"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "model.h"), "wb") as fh:
+            fh.write(header)
+        with open(os.path.join(tmp, "unit.c"), "w") as fh:
+            fh.write('#include "model.h"\nint predict(const float *in, float *out);\n'
+                     "int predict(const float *in, float *out) { return ndyn_predict(in, out); }\n")
+        subprocess.run(["gcc", "-std=c99", "-Os", "-c", "unit.c", "-o", "unit.o"],
+                       cwd=tmp, check=True, capture_output=True)
+        out = subprocess.run(["size", "unit.o"], cwd=tmp, check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+        text, data, bss = (int(v) for v in out[1].split()[:3])
+        return text + data
+
+
+def parity(got, host) -> float:
+    """Worst |got - host| / (|host| + rms(host)) over rows and outputs."""
+    rms = np.sqrt(np.mean(host ** 2, axis=0))
+    return float(np.max(np.abs(got - host) / (np.abs(host) + rms)))
+
+
+# -- the suite ------------------------------------------------------------------------
+def bench_size(d_in, d_out, k, quick, log=lambda msg: None) -> dict:
+    seed = 600 + d_in
+    model, X, Y, Xt, Yt = make_task(d_in, d_out, k, seed, n_train=2000 if quick else 4000)
+    host = model.predict(Xt)
+    blob = export_tflite.to_bytes(model)
+    header = export_c.to_bytes(model)
+    ours_lite, ours_tflm = run_litert(blob, Xt), run_tflm(blob, Xt)
+    ours = {
+        "k": k, "tflite_bytes": len(blob), "c_header_bytes": len(header),
+        "c_compiled_bytes": compiled_c_bytes(header),
+        "ndm_bytes": len(ndm.dumps(model)), "ndm_bytes_no_names": len(ndm.dumps(model, names=False)),
+        "arena": tflm_arena(blob, search=not quick),
+        "nrmse_host": nrmse(host, Yt), "nrmse_litert": nrmse(ours_lite, Yt),
+        "nrmse_tflm": nrmse(ours_tflm, Yt),
+        "parity_litert": parity(ours_lite, host), "parity_tflm": parity(ours_tflm, host),
+    }
+    ours.update(model_macs(model))
+    target = MATCH_FACTOR * ours["nrmse_host"]
+    log("export %d->%d: ours NRMSE %.4f, training MLPs to <= %.4f"
+        % (d_in, d_out, ours["nrmse_host"], target))
+    tried, best = [], None
+    for width in (WIDTH_LADDER_QUICK if quick else WIDTH_LADDER):
+        t0 = time.perf_counter()
+        layers = train_mlp(width, X, Y, seed, quick)
+        train_s = time.perf_counter() - t0
+        mblob, out_lsb = mlp_int8_tflite(layers, X)
+        m_lite = run_litert(mblob, Xt)
+        entry = {"width": width, "train_s": train_s, "tflite_bytes": len(mblob),
+                 "params": int(sum(w.size + b.size for w, b in layers)),
+                 "fc_macs": int(sum(w.size for w, _ in layers)),
+                 "nrmse_float": nrmse(mlp_forward(layers, Xt)[-1], Yt),
+                 "nrmse_litert": nrmse(m_lite, Yt), "output_lsb": out_lsb,
+                 "_blob": mblob, "_lite": m_lite}
+        tried.append(entry)
+        log("  MLP %d-%d-%d-%d: float NRMSE %.4f, int8 NRMSE %.4f"
+            % (d_in, width, width, d_out, entry["nrmse_float"], entry["nrmse_litert"]))
+        if best is None or entry["nrmse_litert"] < best["nrmse_litert"]:
+            best = entry
+        if entry["nrmse_litert"] <= target:
+            break
+    m_tflm = run_tflm(best["_blob"], Xt)
+    best["nrmse_tflm"] = nrmse(m_tflm, Yt)
+    best["tflm_vs_litert_max_lsb"] = float(np.max(np.abs(m_tflm - best["_lite"])) / best["output_lsb"])
+    best["arena"] = tflm_arena(best["_blob"], search=not quick)
+    best["reached"] = bool(best["nrmse_litert"] <= target)
+    for e in tried:
+        e.pop("_blob", None)
+        e.pop("_lite", None)
+    return {"d_in": d_in, "d_out": d_out, "target_nrmse": target, "ours": ours,
+            "mlp": best, "mlp_ladder": tried}
+
+
+def _arena(a):
+    if a["minimal"] is None:
+        return "%d" % a["recorded"]
+    return "%d / %d" % (a["recorded"], a["minimal"])
+
+
+def render(results, quick) -> str:
+    from .table import md_table
+    rows = []
+    for r in results:
+        o, m = r["ours"], r["mlp"]
+        task = "%d -> %d" % (r["d_in"], r["d_out"])
+        rows.append([task, "ours K=%d, float32 .tflite" % o["k"], o["tflite_bytes"], _arena(o["arena"]),
+                     "%d (+%d LOG/EXP)" % (o["fc_macs"], o["transcendentals"]),
+                     "%.4f / %.4f" % (o["nrmse_litert"], o["nrmse_tflm"])])
+        rows.append([task, "ours, C header (x86-64 -Os code+data)",
+                     "%d (%s)" % (o["c_header_bytes"], o["c_compiled_bytes"]), "-",
+                     "%d mul/div" % o["c_mul_div"], "%.4f (host)" % o["nrmse_host"]])
+        rows.append([task, "ours, .ndm (without names)",
+                     "%d (%d)" % (o["ndm_bytes"], o["ndm_bytes_no_names"]), "-", "-", "-"])
+        rows.append([task, "MLP %d-%d-%d-%d int8 .tflite%s" % (
+                         r["d_in"], m["width"], m["width"], r["d_out"],
+                         "" if m["reached"] else " (target not reached)"),
+                     m["tflite_bytes"], _arena(m["arena"]), m["fc_macs"],
+                     "%.4f / %.4f" % (m["nrmse_litert"], m["nrmse_tflm"])])
+    table = md_table(["task", "artifact", "bytes", "TFLM arena B (recorded / minimal)",
+                      "MACs per inference", "test NRMSE (litert / TFLM)"], rows)
+    par = md_table(["task", "ours .tflite vs predict: litert", "TFLM", "MLP int8: TFLM vs litert, max diff (output LSBs)",
+                    "MLP float NRMSE", "MLP widths tried (int8 NRMSE)"],
+                   [["%d -> %d" % (r["d_in"], r["d_out"]), "%.1e" % r["ours"]["parity_litert"],
+                     "%.1e" % r["ours"]["parity_tflm"], "%.2g" % r["mlp"]["tflm_vs_litert_max_lsb"],
+                     "%.4f" % r["mlp"]["nrmse_float"],
+                     ", ".join("%d (%.3f)" % (e["width"], e["nrmse_litert"]) for e in r["mlp_ladder"])]
+                    for r in results])
+    note = ("Targets carry 1 %% noise (sd = 0.01 std(y)), so our model's test NRMSE is the noise "
+            "floor; the MLP must reach <= %.1fx that in int8. Parity = worst |tflite - predict| / "
+            "(|predict| + rms(predict)) over the test rows.%s"
+            % (MATCH_FACTOR, " Quick run: short MLP ladder, no arena bisection." if quick else ""))
+    return "### export\n\n" + table + "\n\n" + par + "\n\n" + note + "\n"
+
+
+def run(ctx=None):
+    """The ``export`` suite of ``ndyn bench`` (see the module docstring)."""
+    from . import BenchContext, SuiteResult
+    ctx = ctx if ctx is not None else BenchContext()
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda msg: None)
+    results = [bench_size(d_in, d_out, k, ctx.quick, log) for d_in, d_out, k in SIZES]
+    return SuiteResult("export", render(results, ctx.quick),
+                       {"sizes": results, "noise": NOISE, "match_factor": MATCH_FACTOR,
+                        "quick": bool(ctx.quick)})
