@@ -86,3 +86,8 @@ def ticks_us():
 
 def ticks_diff(a, b):
     return a - b
+
+
+def mem_free():
+    # CPython stand-in for gc.mem_free (unit tests only)
+    return 0

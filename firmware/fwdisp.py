@@ -114,7 +114,7 @@ class Server:
                 p[6] = m.k
             p[2] = 1
             p[3] = (m is not None) | (2 if FAST else 0)
-            struct.pack_into('<IIHHH', p, 8, h, gc.mem_free(), P.PMAX, P.MMAX, P.RMAX)
+            struct.pack_into('<IIHHH', p, 8, h, P.mem_free(), P.PMAX, P.MMAX, P.RMAX)
             k = 20
             for t in (P.BOARD, "ndyn-fw 1"):
                 p[k + 2] = len(t)
@@ -124,7 +124,7 @@ class Server:
                     k += 1
         elif b == 2:  # STATS
             _gc()
-            L.st[9] = gc.mem_free()
+            L.st[9] = P.mem_free()
             for i in range(11):
                 struct.pack_into('<I', p, 2 + 4 * i, L.st[i] & 0xFFFFFFFF)
             k = 44

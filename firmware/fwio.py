@@ -12,8 +12,9 @@ except (ImportError, SyntaxError, AttributeError, NameError):
     FAST = False
 try:
     from time import ticks_us, ticks_diff
+    from gc import mem_free
 except ImportError:  # CPython unit tests
-    from fwcobs import ticks_us, ticks_diff
+    from fwcobs import ticks_us, ticks_diff, mem_free
 try:
     from fwcfg import IO, BAUD, BOARD
 except ImportError:
