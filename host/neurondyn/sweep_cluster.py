@@ -1,0 +1,126 @@
+"""Where a sweep's tasks run: a Dask client on a local or an existing cluster.
+
+``local`` starts a ``LocalCluster`` of worker *processes* (one thread each, so
+a numpy-heavy anneal gets a core of its own and BLAS threads do not fight),
+bound to 127.0.0.1 so nothing listens beyond this machine, and without the
+dashboard unless asked.  ``tcp://HOST:PORT`` connects to a cluster the user
+started (``dask scheduler`` and ``dask worker`` on their machines); the
+workers there need ``neurondyn`` installed, since they import the task code.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+from .errors import UserError
+
+LOOPBACK = "127.0.0.1"
+DASHBOARD_ADDRESS = LOOPBACK + ":8787"
+CONNECT_TIMEOUT_S = 20
+WORKER_WAIT_S = 120
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def check_scheduler(text: str) -> str:
+    """``local`` or an address such as ``tcp://127.0.0.1:8786``; anything else is a UserError."""
+    if text == "local":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme or not rest or ":" not in rest:
+        raise UserError("--scheduler must be 'local' or an address like tcp://HOST:PORT (got '%s')"
+                        % text)
+    return text
+
+
+def _quiet_dask_logs(level=logging.ERROR):
+    """Dask logs every worker restart; the sweep reports what matters itself.
+
+    The scheduler's complaint that a dead worker took scattered data with it
+    is an ERROR to Dask but routine here: the sweep scatters that dataset
+    again and resubmits its tasks.
+    """
+    for name in ("distributed", "distributed.nanny", "distributed.worker",
+                 "distributed.core", "distributed.client"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("distributed.scheduler").setLevel(logging.CRITICAL)
+
+
+def dask_setup(worker):
+    """Preload hook run inside each local worker process: leave Ctrl-C to the sweep.
+
+    A terminal sends SIGINT to the whole process group; the worker processes
+    would die with a traceback each.  The sweep (the parent) catches it,
+    cancels its tasks and closes the cluster, which stops the workers cleanly.
+    """
+    import signal
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread of the worker process
+        pass
+
+
+@contextmanager
+def open_client(scheduler="local", workers=None, dashboard=False, log=sys.stderr):
+    """Yield a connected ``distributed.Client``; close it (and a local cluster) on exit."""
+    from distributed import Client, LocalCluster
+
+    scheduler = check_scheduler(scheduler)
+    _quiet_dask_logs()
+    cluster = None
+    if scheduler == "local":
+        n = default_workers() if workers is None else int(workers)
+        if n < 1:
+            raise UserError("--workers must be at least 1")
+        if dashboard:
+            try:
+                import bokeh  # noqa: F401  (the dashboard's only extra dependency)
+            except ImportError:
+                raise UserError("--dashboard needs bokeh: pip install 'bokeh>=3.1'") from None
+        # Without a dashboard the scheduler still serves /health on HTTP; put that on a free
+        # loopback port rather than 8787, which a user's own dashboard may hold.
+        http = ({} if dashboard else
+                {"scheduler_kwargs": {"dashboard": False, "dashboard_address": LOOPBACK + ":0"}})
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               host=LOOPBACK, scheduler_port=0,
+                               dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
+                               silence_logs=logging.ERROR, preload=[__name__], **http)
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    else:
+        if workers is not None:
+            raise UserError("--workers applies to --scheduler local only; "
+                            "an existing cluster has the workers it was given")
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UserError("cannot reach the Dask scheduler at %s (%s)"
+                            % (scheduler, " ".join(str(exc).split()) or type(exc).__name__)) from None
+    try:
+        if dashboard and client.dashboard_link:
+            print("sweep: dashboard at %s" % client.dashboard_link, file=log)
+        if scheduler != "local" and not client.scheduler_info().get("workers"):
+            print("sweep: waiting for workers to join %s" % scheduler, file=log)
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise UserError("no worker joined the scheduler at %s within %d s"
+                                % (scheduler, WORKER_WAIT_S)) from None
+        yield client
+    finally:
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def worker_count(client) -> int:
+    return len(client.scheduler_info().get("workers", {}))
