@@ -88,9 +88,11 @@ def test_unknown_board_lists_the_known_ones():
         assert name in str(info.value)
 
 
-def test_code_bytes_ignores_comments_and_blank_lines():
+def test_code_bytes_ignores_comments_and_docstrings():
     assert boards.code_bytes("# only a comment\n\n   # indented comment\n") == 0
-    assert boards.code_bytes("x = 1\n# c\n\ny = 2\n") == len("x = 1\n") + len("y = 2\n")
+    assert boards.code_bytes("x = 1  # c\n# c\ny = 2\n") == len("x = 1\n\ny = 2\n")
+    doc = 'def f():\n    """A long docstring that the board never stores."""\n    return 1\n'
+    assert boards.code_bytes(doc) == len('def f():\n 0\n return 1\n')
 
 
 FIRMWARE = {"main.py": b"import fwx\nfwx.go()\n", "fwx.py": b"def go():\n    pass\n" * 50}

@@ -1,17 +1,26 @@
 """The virtual boards: micro:bit V1 (MicroPython 1.9.2 under QEMU) and mpy-wasm (current MicroPython)."""
 import os
 import time
+from pathlib import Path
 
 import micropython_microbit_fs as mfs
 import pytest
 import serial
 
 from neurondyn.errors import DeviceError, UserError
+from neurondyn.vboard.minify import minify, same_program
 from neurondyn.vboard import (MicrobitSession, MicrobitVM, ReplError, WasmBoard,
                               build_microbit_hex, run_on_microbit, run_on_wasm)
 
 PROBE = "import sys, gc, helper\nprint(sys.implementation.version[:3], gc.mem_free(), helper.twice(21))\n"
-FILES = {"helper.py": "def twice(x):\n    return 2 * x\n"}
+FILES = {"helper.py": "def twice(x):\n    return 2 * x\n",
+         # comments and docstrings: minified on the way to the board, line numbers kept
+         "liner.py": ('"""Module docstring\nover two lines."""\n'
+                      "# a comment line\n"
+                      "def fail():\n"
+                      "    '''doc'''\n"
+                      "    x = '# not a comment'  # a comment\n"
+                      "    raise ValueError(x)\n")}
 
 
 def _parse_probe(out):
@@ -50,6 +59,13 @@ def test_script_runs_on_micropython_1_9_2(microbit):
     assert answer == 42
 
 
+def test_minified_module_keeps_line_numbers_on_the_board(microbit):
+    with pytest.raises(ReplError) as info:
+        microbit.run("import liner\nliner.fail()")
+    assert 'File "liner.py", line 7' in info.value.stderr
+    assert "ValueError: # not a comment" in info.value.stderr
+
+
 def test_session_keeps_state_between_scripts(microbit):
     microbit.run("kept = [1, 2, 3]")
     assert microbit.run("print(sum(kept))").strip() == "6"
@@ -64,8 +80,8 @@ def test_board_exception_is_reported_with_traceback(microbit):
 
 
 def test_long_script_survives_the_64_byte_uart_buffer(microbit):
-    # 1.5 KB of source, far past the UART buffer: chunked pacing must deliver every byte.
-    text = "".join(chr(33 + (i * 7) % 90) for i in range(1500)).replace("\\", "/").replace("'", "*")
+    # 1 KB of source, far past the UART buffer: chunked pacing must deliver every byte.
+    text = "".join(chr(33 + (i * 7) % 90) for i in range(1000)).replace("\\", "/").replace("'", "*")
     script = "s = '%s'\nt = 0\nfor c in s:\n    t += ord(c)\nprint(len(s), t)\n" % text
     assert microbit.run(script).split() == [str(len(text)), str(sum(map(ord, text)))]
 
@@ -145,3 +161,38 @@ def test_missing_qemu_is_a_clear_device_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DeviceError, match="apt-get install qemu-system-arm"):
         MicrobitVM(files={"x.py": "x=1"})
+
+
+def _sources():
+    root = Path(__file__).resolve().parent.parent
+    return sorted(root.glob("firmware/*.py")) + sorted(root.glob("host/neurondyn/**/*.py"))
+
+
+def test_minify_keeps_every_program_and_its_line_numbers():
+    checked = 0
+    for path in _sources():
+        src = path.read_text()
+        small = minify(src)
+        assert same_program(src, small), path
+        assert len(small.splitlines()) == len(src.rstrip().splitlines()), path
+        assert len(small) <= len(src)
+        checked += 1
+    assert checked > 20
+
+
+@pytest.mark.parametrize("src", [
+    's = """keep\n    # this\n  indented"""\nprint(s)\n',
+    "x = (1 +  # c\n     2)\ny = 3 + \\\n    4\n",
+    "class A:\n    '''only a docstring'''\n",
+    "def f():\n    if 1:\n        return '#'\n    else:\n        pass\n",
+    "d = {\n    'a': 1,\n    # c\n    'b': [\n        2,\n    ],\n}\n",
+])
+def test_minify_small_cases_run_the_same(src, capsys):
+    small = minify(src)
+    assert same_program(src, small)
+    ns_a, ns_b = {}, {}
+    exec(src, ns_a)
+    exec(small, ns_b)
+    keep = ("s", "x", "y", "d")
+    assert {k: ns_a[k] for k in keep if k in ns_a} == {k: ns_b[k] for k in keep if k in ns_b}
+    assert "only a docstring" not in small and "# c" not in small

@@ -9,7 +9,8 @@ Three ways, picked by ``flash`` in this order:
 3. otherwise the board runs plain MicroPython: install firmware + model through
    its raw REPL (mpremote's library on ESP32 / RP2040 / pyboard; on the
    micro:bit V1, which lacks os.stat and raw-paste mode, our own paced client
-   writes small chunks and verifies each file by an Adler-32 read back), then
+   streams each file through a flow-controlled loader and verifies it by an
+   Adler-32 read back), then
    reset so the firmware starts.
 
 The fit check (boards.fit_check) runs before anything touches a board.
@@ -44,14 +45,19 @@ def firmware_files(profile, folder=None) -> dict:
     """Firmware sources to install (name -> bytes), with this board's fwcfg.py.
 
     Every top-level ``firmware/*.py`` except tests (``test_*``) and private
-    helpers (``_*``); ``fwcfg.py`` is always generated for the board.
+    helpers (``_*``); ``fwcfg.py`` is always generated for the board. On the
+    micro:bit (29 KB of files) sources are minified, line numbers kept.
     """
+    from .vboard.minify import minify_checked
     folder = Path(folder) if folder else firmware_dir()
     files = {}
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith(("test_", "_")) or path.name == "fwcfg.py":
             continue
-        files[path.name] = path.read_bytes()
+        data = path.read_bytes()
+        if profile.fs_kind == "microbit":
+            data = minify_checked(data.decode("utf-8"), path.name).encode("utf-8")
+        files[path.name] = data
     if "main.py" not in files:
         raise UserError("firmware is incomplete: %s has no main.py" % folder)
     files["fwcfg.py"] = fwcfg_source(profile).encode("utf-8")
@@ -134,13 +140,13 @@ def _adler_script(name: str) -> str:
 def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0) -> None:
     """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset."""
     import serial
-    from .vboard.rawrepl import RawRepl, ReplError
+    from .vboard.rawrepl import MICROBIT_LOADER, RawRepl, ReplError
     try:
         ser = serial.Serial(port, 115200, timeout=0.2)
     except (serial.SerialException, OSError) as exc:
         raise DeviceError("cannot open %s: %s" % (port, exc))
     try:
-        repl = RawRepl(ser)
+        repl = RawRepl(ser, loader=MICROBIT_LOADER)
         try:
             repl.enter(timeout=timeout)
         except TimeoutError:
@@ -150,8 +156,8 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
             repl.exec("f = open(%r, 'wb')\nw = f.write\n" % name)
-            for i in range(0, len(data), 128):
-                repl.exec("w(%r)\n" % bytes(data[i:i + 128]))
+            for i in range(0, len(data), 256):
+                repl.send("w", data[i:i + 256])
             repl.exec("f.close()\ndel f, w\n")
             got = int(repl.exec(_adler_script(name), timeout=120).strip())
             if got != zlib.adler32(bytes(data)):

@@ -7,29 +7,34 @@ Used by the firmware tests: the same test script runs inside MicroPython 1.9.2
     with MicrobitSession(files) as board:      # one boot, many scripts
         board.run("import gc\\nprint(gc.mem_free())")
 
-Scripts go through the raw REPL on the micro:bit: they are compiled in its
-~9 KB heap, so keep each one short (a few KB) and put bulk code in files.
+Scripts go through the raw REPL on the micro:bit, flow-controlled by a small
+loader (rawrepl.MICROBIT_LOADER, ~800 B of heap while a session lives); they
+are compiled in its ~9 KB heap, so keep each one short (a few KB) and put
+bulk code in files.
 A board-side exception raises ``ReplError`` (``.stdout``, ``.stderr``).
+``.py`` files are minified for the micro:bit's 29 KB file system (comments and
+docstrings dropped, line numbers kept: tracebacks match the sources).
 """
 from __future__ import annotations
 
 import serial
 
 from .microbit import MicrobitVM
-from .rawrepl import RawRepl
+from .rawrepl import MICROBIT_LOADER, RawRepl
 from .wasm import run_script_on_wasm
 
 
 class MicrobitSession:
     """A booted virtual micro:bit with its raw REPL open, for running many scripts."""
 
-    def __init__(self, files=None, hex_path=None, icount: int = 6, timeout: float = 30.0):
+    def __init__(self, files=None, hex_path=None, icount: int = 6, timeout: float = 30.0,
+                 minify: bool = True):
         self.vm = MicrobitVM(hex_path=hex_path, files=None if hex_path else (files or {}),
-                             icount=icount)
+                             icount=icount, minify=minify)
         self.ser = None
         try:
             self.ser = serial.Serial(self.vm.port, 115200, timeout=0.2)
-            self.repl = RawRepl(self.ser)
+            self.repl = RawRepl(self.ser, loader=MICROBIT_LOADER)
             self.repl.enter(timeout=timeout)
         except BaseException:
             self.stop()
@@ -39,9 +44,13 @@ class MicrobitSession:
     def port(self):
         return self.vm.port
 
-    def run(self, script: str, timeout: float = 60.0) -> str:
-        """Run ``script``; return what it printed (raises ReplError on an exception)."""
-        return self.repl.exec(script, timeout=timeout)
+    def run(self, script: str, timeout: float = 60.0, flow: bool = True) -> str:
+        """Run ``script``; return what it printed (raises ReplError on an exception).
+
+        Scripts longer than 48 bytes go through the flow-controlled loader
+        (``flow=False``: paced only, no loader in the heap, bytes may drop).
+        """
+        return self.repl.exec(script, timeout=timeout, flow=flow)
 
     def soft_reset(self) -> None:
         """Restart MicroPython (fresh heap, modules re-imported) and re-enter raw REPL."""
@@ -64,9 +73,9 @@ class MicrobitSession:
         self.stop()
 
 
-def run_on_microbit(files: dict, script: str, timeout: float = 60.0) -> str:
+def run_on_microbit(files: dict, script: str, timeout: float = 60.0, minify: bool = True) -> str:
     """Boot a virtual micro:bit with ``files``, run ``script`` via raw REPL, return its output."""
-    with MicrobitSession(files, timeout=min(timeout, 30.0)) as board:
+    with MicrobitSession(files, timeout=min(timeout, 30.0), minify=minify) as board:
         return board.run(script, timeout=timeout)
 
 

@@ -40,11 +40,13 @@ def microbit_fs_capacity() -> int:
     return mfs.get_device_info(bundled_hex()[1]).fs_size
 
 
-def build_microbit_hex(files: dict, out_path) -> Path:
+def build_microbit_hex(files: dict, out_path, minify: bool = False) -> Path:
     """Write a complete micro:bit V1 image (MicroPython + ``files``) to ``out_path``.
 
     ``files`` maps flat file names (the micro:bit fs has no folders) to bytes or
-    text. The write is atomic; a file set that does not fit is a UserError.
+    text. ``minify`` strips comments/docstrings from ``.py`` files (line numbers
+    kept; see vboard.minify). The write is atomic; a file set that does not fit
+    is a UserError.
     """
     import micropython_microbit_fs as mfs
     entries = []
@@ -53,6 +55,9 @@ def build_microbit_hex(files: dict, out_path) -> Path:
             content = content.encode("utf-8")
         if "/" in name:
             raise UserError("micro:bit file names are flat, got %r" % name)
+        if minify and name.endswith(".py"):
+            from .minify import minify_checked
+            content = minify_checked(content.decode("utf-8"), name).encode("utf-8")
         entries.append(mfs.File(name=name, content=bytes(content)))
     try:
         image = mfs.add_files(bundled_hex()[1], entries)
@@ -75,13 +80,14 @@ class MicrobitVM:
     """A running virtual micro:bit V1. Use as a context manager; ``.port`` is its pty.
 
     Give either ``hex_path`` (an image to boot) or ``files`` (built into a
-    temporary image with the bundled MicroPython). ``icount`` is QEMU's
+    temporary image with the bundled MicroPython; ``minify`` shrinks its ``.py``
+    files as build_microbit_hex does). ``icount`` is QEMU's
     ``-icount shift``: 6 means ~16 MHz like the real nRF51822. ``monitor`` may
     name a Unix socket path for a QEMU monitor (power-cut / memsave tooling).
     """
 
     def __init__(self, hex_path=None, files=None, icount: int = 6, monitor=None,
-                 boot_timeout: float = 20.0):
+                 boot_timeout: float = 20.0, minify: bool = False):
         if (hex_path is None) == (files is None):
             raise ValueError("give exactly one of hex_path or files")
         self._tmp = tempfile.mkdtemp(prefix="ndyn-microbit-")
@@ -94,7 +100,7 @@ class MicrobitVM:
         self.log_path = Path(self._tmp) / "qemu.log"
         try:
             if files is not None:
-                build_microbit_hex(files, self.hex_path)
+                build_microbit_hex(files, self.hex_path, minify=minify)
             elif not self.hex_path.is_file():
                 raise UserError("no such micro:bit image: %s" % self.hex_path)
             self._start()

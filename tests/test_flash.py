@@ -1,0 +1,112 @@
+"""Deploy: micro:bit images, raw-REPL installs on a virtual micro:bit, `ndyn flash` errors."""
+import zlib
+
+import micropython_microbit_fs as mfs
+import numpy as np
+import pytest
+import serial
+
+from neurondyn import boards, cli, deploy, ndm
+from neurondyn.model import Model
+from neurondyn.vboard import MicrobitVM
+from neurondyn.vboard.rawrepl import Reader
+
+
+def make_model(d_in=3, d_out=2, k=2, quantized=True, seed=1):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-2, 3, size=(k, d_in)).astype(float)
+    if not quantized:
+        w = w + 0.25
+    return Model(np.zeros(d_in), np.ones(d_in), w, rng.normal(size=k),
+                 rng.normal(size=(k, d_out)), rng.normal(size=d_out), quantized=quantized)
+
+
+@pytest.fixture
+def toy_firmware(tmp_path, monkeypatch):
+    """A small stand-in firmware folder, so these tests do not depend on the real
+    firmware's size; the real firmware is flashed in the end-to-end tests below."""
+    folder = tmp_path / "fw"
+    folder.mkdir()
+    (folder / "main.py").write_text("# toy firmware\nimport fwcfg\nprint('TOY', fwcfg.BOARD)\n")
+    (folder / "fwtoy.py").write_text('"""Docstring."""\nX = 1  # comment\n')
+    (folder / "test_fwtoy.py").write_text("assert True\n")
+    monkeypatch.setattr(deploy, "firmware_dir", lambda: folder)
+    return folder
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "m.ndm"
+    ndm.write(path, make_model())
+    return path
+
+
+def test_hex_image_holds_firmware_config_and_model(tmp_path, toy_firmware, model_file):
+    out = tmp_path / "board.hex"
+    assert cli.main(["flash", str(model_file), "--board", "microbit-v1", "--hex", str(out)]) == 0
+    files = {f.name: f.content for f in mfs.get_files(out.read_text())}
+    profile = boards.get_profile("microbit-v1")
+    expected = deploy.image_files(profile, model_file.read_bytes())
+    assert files == expected
+    assert b"IO = 'uart'" in files["fwcfg.py"]
+    assert files["main.py"] == b"\nimport fwcfg\nprint('TOY', fwcfg.BOARD)\n"   # minified
+    assert files["fwtoy.py"] == b"0\nX = 1\n" and "test_fwtoy.py" not in files
+    # the model travels byte for byte in whatever file(s) the firmware's store uses
+    assert any(model_file.read_bytes() in content for content in files.values())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--board", "arduino", "--hex", "X"], "unknown board 'arduino'; known boards: esp32"),
+    (["--board", "microbit-v1"], "say where to flash"),
+    (["--board", "esp32", "--hex", "OUT"], "--hex makes micro:bit images"),
+])
+def test_flash_usage_errors_exit_2_without_output(tmp_path, toy_firmware, model_file, capsys,
+                                                  argv, message):
+    argv = [a.replace("OUT", str(tmp_path / "o.hex")).replace("X", str(tmp_path / "x.hex"))
+            for a in argv]
+    assert cli.main(["flash", str(model_file)] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.hex").exists() and not (tmp_path / "x.hex").exists()
+
+
+def test_flash_refuses_unquantized_and_broken_models(tmp_path, toy_firmware, capsys):
+    soft = tmp_path / "soft.ndm"
+    ndm.write(soft, make_model(quantized=False))
+    assert cli.main(["flash", str(soft), "--board", "microbit-v1", "--hex", str(tmp_path / "a.hex")]) == 2
+    assert "not quantized" in capsys.readouterr().err
+    bad = tmp_path / "bad.ndm"
+    bad.write_bytes(b"NDYN" + b"\0" * 20)
+    assert cli.main(["flash", str(bad), "--board", "microbit-v1", "--hex", str(tmp_path / "a.hex")]) == 2
+    assert "not a valid model" in capsys.readouterr().err
+    assert cli.main(["flash", str(tmp_path / "none.ndm"), "--board", "microbit-v1",
+                     "--hex", str(tmp_path / "a.hex")]) == 2
+    assert "cannot read model" in capsys.readouterr().err
+    assert not (tmp_path / "a.hex").exists()
+
+
+def test_flash_auto_without_a_board_is_a_device_error(toy_firmware, model_file, capsys):
+    # no USB board is attached to this machine: exit 3 with the ids it looked for
+    assert cli.main(["flash", str(model_file), "--board", "rp2040-pico", "--port", "auto"]) == 3
+    err = capsys.readouterr().err
+    assert "no rp2040-pico found" in err and "2E8A:0005" in err
+
+
+def test_flash_to_a_missing_port_is_a_device_error(toy_firmware, model_file, capsys):
+    assert cli.main(["flash", str(model_file), "--board", "microbit-v1",
+                     "--port", "/dev/nonexistent-ndyn"]) == 3
+    assert "/dev/nonexistent-ndyn" in capsys.readouterr().err
+
+
+def test_raw_repl_install_on_plain_micropython_survives_reset():
+    # Binary content with every awkward byte: NUL, Ctrl-C, Ctrl-D, quotes, backslash, CR/LF.
+    data = bytes(range(256)) * 3 + b"'\"\\\r\n\x03\x04"
+    main = ("f = open('data.bin', 'rb')\nd = f.read()\nf.close()\n"
+            "a = 1\nb = 0\nfor x in d:\n    a = (a + x) % 65521\n    b = (b + a) % 65521\n"
+            "print('MAIN', len(d), (b << 16) | a)\n")
+    with MicrobitVM(files={}) as vm:       # plain MicroPython 1.9.2, nothing installed
+        deploy.install_microbit(vm.port, {"data.bin": data, "main.py": main.encode()})
+        with serial.Serial(vm.port, 115200, timeout=0.2) as ser:
+            line = Reader(ser).read_until(b"\r\n", 30)
+    assert line.split(b"MAIN ")[1].split() == [str(len(data)).encode(),
+                                               str(zlib.adler32(data)).encode()]
