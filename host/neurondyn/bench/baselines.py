@@ -4,8 +4,9 @@
   every atom with 1..3 non-zero exponents in {+-1, +-2} -- adding at each step
   the atom most correlated with the residual, refitting all coefficients by
   least squares, stopping when the same extended BIC as the annealer stops
-  falling (or at the pool capacity).  This is the "obvious" sparse method the
-  annealer must beat; prototypes found it picks blend atoms from K >= 2.
+  falling or at ``max_atoms`` (the recovery suite passes the true K).  The
+  obvious sparse method the annealer must beat; prototypes found it picks
+  blend atoms from K >= 2.
 * ``mlp_baseline``: scikit-learn's MLPRegressor on standardised inputs and
   targets, the generic dense model of equal input/output.
 
