@@ -1,35 +1,31 @@
-# The model on the board: .ndm loader (layout: host/neurondyn/ndm.py) and the
-# forward pass  x_j = s_j*(r_j - o_j),  phi_k = e^c_k * prod_j x_j^w_kj,
-# y = b + sum_k a_k*phi_k  with no log/exp at inference (gains precomputed).
-# Two paths, same arrays: "asm" (Thumb kernels, fixed point, no allocation)
-# where asm_thumb exists, else "plain" MicroPython floats. PATH says which.
+# The model on the board: .ndm loader (layout: host/neurondyn/ndm.py) and
+# forward pass x_j = s_j*(r_j - o_j), phi_k = e^c_k * prod_j x_j^w_kj,
+# y = b + sum_k a_k*phi_k; gains e^c precomputed, no log/exp at inference.
+# PATH "asm": Thumb kernels (fwfast..fwfval), fixed point, no allocation per
+# call; "plain": fwplain in MicroPython floats. Both use the same arrays.
+# Kept small: on the micro:bit V1 every line of Python costs ~30 B of heap.
 from array import array
-import math
-import struct
+from math import exp
+from struct import unpack_from
 
 E_BAD_INPUT = 5
 E_BAD_MODEL = 7
 try:
-    import fwfast
-    import fwfastb
     import fwfch
-    import fwfat
-    import fwfro
     PATH = "asm"
 except (ImportError, SyntaxError):
     PATH = "plain"
+# the other kernels are imported on the first load(); main.py imports them
+# right after this module, before any model (compiling needs free heap)
 
 
-def _crc(b, n):
-    # CRC-32 (zlib) of b[:n]: a Thumb loop, or ~60 ms of Python on the V1
+def crc(b, n):
+    # CRC-32 (zlib) of the bytearray b[:n] (fwstore checks its slots with it)
     if PATH == "asm":
+        import fwfastb
         return fwfastb.crc32(b, n) & 0xFFFFFFFF
     import fwplain
     return fwplain.crc32(b, n)
-
-
-class Bad(Exception):
-    pass
 
 
 class Model:
@@ -38,94 +34,67 @@ class Model:
         self.d_in = self.d_out = self.k = 0
         self.crc = None
 
-    def load(self, buf):
-        # 0, or E_BAD_MODEL for anything wrong (MemoryError propagates)
-        if not isinstance(buf, bytearray):
-            buf = bytearray(buf)
-        try:
-            self._parse(buf, len(buf))
-        except (Bad, IndexError, ValueError):
-            self.d_in = self.d_out = self.k = 0
-            self.crc = None
+    def load(self, b):
+        # 0, or E_BAD_MODEL (CRC, bounds, values, not quantised); a
+        # MemoryError propagates to the caller
+        if not isinstance(b, bytearray):
+            b = bytearray(b)
+        n = len(b) - 4
+        self.d_in = self.d_out = self.k = 0
+        self.crc = None
+        if self.path != "asm":
+            import fwplain
+            return fwplain.load(self, b, n)
+        import fwfast
+        import fwfastb
+        import fwfat
+        import fwfro
+        import fwfval
+        self.at, self.ro = fwfat.at, fwfro.ro
+        if n < 10:
             return E_BAD_MODEL
+        di, do, k = b[6], b[7], b[8]
+        c = unpack_from('<I', b, n)[0]
+        if b[:5] != b'NDYN\x01' or b[5] not in (1, 3) or b[9]:
+            return E_BAD_MODEL
+        if not di or not do or crc(b, n) != c:
+            return E_BAD_MODEL
+        f = bytearray()
+        p = 10 + 8 * di
+        for a in range(k):
+            if p >= n:
+                return E_BAD_MODEL
+            q = p + 1 + 2 * b[p]
+            f += b[p:q]
+            p = q + 4 + 4 * do
+        z = [0.0]
+        g = array('f', z * k)
+        m = (array('f', z * (2 * di)), f, g, array('f', z * (k * do)))
+        m = m + (array('f', z * do), array('i', [0] * (2 * (di + k))))
+        T = array('i', [0] * 32)
+        T[0], T[1], T[2] = di, do, k
+        for i in range(6):
+            T[4 + i] = fwfast.addr(m[i])
+        T[3] = T[4]
+        T[4] += 4
+        if fwfval.val(T, b, n):
+            return E_BAD_MODEL
+        for a in range(k):
+            g[a] = exp(g[a])
+            if not g[a] < 3.4e38:
+                return E_BAD_MODEL
+        fwfast.lib(T)
+        fwfastb.lib(T)
+        self.T, self.m = T, m
+        self.d_in, self.d_out, self.k, self.crc = di, do, k, c
         return 0
 
-    def _f(self, b, p, n, a, i):
-        # n float32 at b[p:] into a[i:]; refuse NaN/inf (exponent all ones)
-        for i in range(i, i + n):
-            if b[p + 3] & 0x7F == 0x7F and b[p + 2] & 0x80:
-                raise Bad()
-            a[i] = struct.unpack_from('<f', b, p)[0]
-            p += 4
-        return p
-
-    def _parse(self, b, n):
-        if n < 14 or b[0:4] != b'NDYN' or b[4] != 1 or b[5] & 0xFC or b[9]:
-            raise Bad()
-        if not b[5] & 1 or _crc(b, n - 4) != struct.unpack_from('<I', b, n - 4)[0]:
-            raise Bad()
-        di, do, k = b[6], b[7], b[8]
-        if not di or not do:
-            raise Bad()
-        z = [0.0]
-        o = array('f', z * di)
-        s = array('f', z * di)
-        p = 10
-        for j in range(di):
-            p = self._f(b, p, 1, o, j)
-            p = self._f(b, p, 1, s, j)
-            if s[j] == 0:
-                raise Bad()
-        fac = bytearray()
-        g = array('f', z * k)
-        A = array('f', z * (k * do))
-        for a in range(k):
-            nz = b[p]
-            if nz > di:
-                raise Bad()
-            fac.append(nz)
-            last = -1
-            for t in range(nz):
-                j, e = b[p + 1 + 2 * t], b[p + 2 + 2 * t]
-                if j >= di or j <= last or e not in (1, 2, 254, 255):
-                    raise Bad()
-                last = j
-                fac.append(j)
-                fac.append(e)
-            p = self._f(b, p + 1 + 2 * nz, 1, g, a)
-            g[a] = math.exp(g[a])
-            if not g[a] < 3.4e38:
-                raise Bad()
-            p = self._f(b, p, do, A, a * do)
-        bias = array('f', z * do)
-        p = self._f(b, p, do, bias, 0)
-        if b[5] & 2:
-            p += 2 + (b[p] | b[p + 1] << 8)
-        if p != n - 4:
-            raise Bad()
-        self.o, self.s, self.fac, self.g, self.A, self.b = o, s, fac, g, A, bias
-        self.d_in, self.d_out, self.k = di, do, k
-        self.crc = struct.unpack_from('<I', b, n - 4)[0]
-        if self.path == "asm":
-            T = self.T = array('i', [0] * 32)
-            self.W = array('i', [0] * (2 * (di + k)))
-            T[0], T[1], T[2] = di, do, k
-            for i, v in enumerate((o, s, fac, g, A, bias, self.W)):
-                T[3 + i] = fwfast.addr(v)
-            fwfast.lib(T)
-            fwfastb.lib(T)
-        else:
-            self.x = array('f', [0.0] * di)
-            self.p = array('f', [0.0] * max(k, 1))
-            import fwplain
-            self.infer = lambda r, y: fwplain.infer(self, r, y)
-
     def infer(self, r, y):
-        # r: array('f') of d_in raw values; y: array('f') of d_out, written
-        # only on success; returns 0 or E_BAD_INPUT. No allocation (asm path).
+        # r: array('f') of d_in raw values, y: array('f') of d_out (written
+        # only on success) -> 0 or E_BAD_INPUT
         T = self.T
         if fwfch.ch(T, r):
             return E_BAD_INPUT
-        fwfat.at(T)
-        fwfro.ro(T, y)
+        self.at(T)
+        self.ro(T, y)
         return 0

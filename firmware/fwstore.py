@@ -30,7 +30,7 @@ def _read(i):
     except OSError:
         return None
     n = len(b) - 4
-    if n < 10 or fwmodel._crc(b, n) != struct.unpack_from("<I", b, n)[0]:
+    if n < 10 or fwmodel.crc(b, n) != struct.unpack_from("<I", b, n)[0]:
         return None
     return b
 
