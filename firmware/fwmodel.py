@@ -12,17 +12,21 @@ E_BAD_INPUT = 5
 E_BAD_MODEL = 7
 try:
     import fwfch
+    import fwfast
+    import fwfastb
+    import fwfat
+    import fwfro
+    import fwfval
     PATH = "asm"
 except (ImportError, SyntaxError):
     PATH = "plain"
-# the other kernels are imported on the first load(); main.py imports them
-# right after this module, before any model (compiling needs free heap)
+# main.py must import these kernels before this module: nested imports
+# overflow the V1's stack while compiling
 
 
 def crc(b, n):
     # CRC-32 (zlib) of the bytearray b[:n] (fwstore checks its slots with it)
     if PATH == "asm":
-        import fwfastb
         return fwfastb.crc32(b, n) & 0xFFFFFFFF
     import fwplain
     return fwplain.crc32(b, n)
@@ -45,11 +49,6 @@ class Model:
         if self.path != "asm":
             import fwplain
             return fwplain.load(self, b, n)
-        import fwfast
-        import fwfastb
-        import fwfat
-        import fwfro
-        import fwfval
         self.at, self.ro = fwfat.at, fwfro.ro
         if n < 10:
             return E_BAD_MODEL
@@ -69,8 +68,11 @@ class Model:
             p = q + 4 + 4 * do
         z = [0.0]
         g = array('f', z * k)
-        m = (array('f', z * (2 * di)), f, g, array('f', z * (k * do)))
-        m = m + (array('f', z * do), array('i', [0] * (2 * (di + k))))
+        o = array('f', z * (2 * di))
+        A = array('f', z * (k * do))
+        y = array('f', z * do)
+        W = array('i', [0] * (2 * di + 2 * k))
+        m = (o, f, g, A, y, W)
         T = array('i', [0] * 32)
         T[0], T[1], T[2] = di, do, k
         for i in range(6):
