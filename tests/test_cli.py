@@ -266,3 +266,109 @@ def test_column_lists(work):
     assert_user_error(ndyn(*common, "--inputs", "q1,q2,r", "--outputs", "r"),
                       "both as an input and as an output")
     assert not (work / "new.ndm").exists()
+
+
+# -- report and phase diagram (no annealer needed) -------------------------------
+def test_phase_diagram_png_and_strict_json(tmp_path):
+    from neurondyn.report import render_phase_png, write_report
+    history = [{"step": s, "tau": 30 * 0.99 ** s, "atoms": min(s // 10, 4), "energy": -s * 1.5,
+                "loss": 1.0 / (1 + s)} for s in range(0, 200, 5)]
+    png = render_phase_png(history, "test")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    write_report(tmp_path / "r.json", {"loss": float("nan"), "k": np.int64(3),
+                                       "w": np.array([1.5, 2.0]), "ok": np.bool_(True)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"loss": None, "k": 3,
+                                                             "w": [1.5, 2.0], "ok": True}
+
+
+# -- anneal (the real annealer, short schedules) --------------------------------
+def test_anneal_coulomb_end_to_end(work):
+    out, rep, png = work / "m.ndm", work / "report.json", work / "phase.png"
+    res = ndyn("anneal", work / "coulomb.csv", "--inputs", "q1,q2,r", "--outputs", "F", "-o", out,
+               "--schedule", QUICK, "--report", rep, "--plot", png, "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    assert "F = 8.99e+09 q1 q2 / r^2" in res.stdout.splitlines()
+    assert "K* = 1 atom" in res.stdout
+    assert "Traceback" not in res.stderr and "tau=" in res.stderr     # the progress bar
+    model = ndm.read(out)
+    assert model.atom_set() == {(1, 1, -2)}
+    report = json.loads(rep.read_text())
+    assert report["k_star"] == 1 and report["inputs"] == ["q1", "q2", "r"]
+    assert len(report["history"]) >= 10
+    assert set(report["history"][0]) >= {"step", "tau", "atoms", "energy", "loss"}
+    taus = [h["tau"] for h in report["history"]]
+    assert taus[0] > taus[-1]                                          # it cooled
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pred = ndyn("predict", out, work / "coulomb.csv")
+    got = np.array([float(v) for v in pred.stdout.splitlines()[1:]])
+    truth = np.loadtxt(work / "coulomb.csv", delimiter=",", skiprows=1)[:, 3]
+    assert np.allclose(got, truth, rtol=1e-4)
+
+
+def test_anneal_is_deterministic_for_a_seed(work):
+    args = ["anneal", work / "coulomb.csv", "--inputs", "q1,q2,r", "--outputs", "F",
+            "--schedule", QUICK, "--seed", "7"]
+    assert ndyn(*args, "-o", work / "a.ndm").returncode == 0
+    assert ndyn(*args, "-o", work / "b.ndm").returncode == 0
+    assert (work / "a.ndm").read_bytes() == (work / "b.ndm").read_bytes()
+
+
+def test_anneal_two_outputs_share_atoms(tmp_path):
+    rng = np.random.default_rng(5)
+    a, b, c = rng.uniform(1, 5, (3, 60))
+    y1, y2 = 2 * a * b + 3 * c / a, -a * b + 0.5 * c / a
+    rows = ["a,b,c,y1,y2"] + [",".join(repr(float(v)) for v in t) for t in zip(a, b, c, y1, y2)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    res = ndyn("anneal", tmp_path / "d.csv", "--inputs", "a,b,c", "--outputs", "y1,y2",
+               "-o", tmp_path / "m.ndm", "--schedule", QUICK)
+    assert res.returncode == 0, res.stderr
+    model = ndm.read(tmp_path / "m.ndm")
+    assert model.atom_set() == {(1, 1, 0), (-1, 0, 1)}
+    lines = ndyn("inspect", tmp_path / "m.ndm").stdout.splitlines()
+    assert lines[0].startswith("y1 = ") and lines[1].startswith("y2 = ")
+
+
+def test_anneal_saturated_pool_says_so(tmp_path):
+    rng = np.random.default_rng(6)
+    m, v, h = rng.uniform(0.5, 5, (3, 80))
+    E = 0.5 * m * v ** 2 + 9.81 * m * h
+    rows = ["m,v,h,E"] + [",".join(repr(float(x)) for x in t) for t in zip(m, v, h, E)]
+    (tmp_path / "e.csv").write_text("\n".join(rows) + "\n")
+    res = ndyn("anneal", tmp_path / "e.csv", "--inputs", "m,v,h", "--outputs", "E",
+               "-o", tmp_path / "m.ndm", "--schedule", QUICK, "--pool", "1")
+    assert res.returncode == 0, res.stderr
+    assert "K* = 1 atom" in res.stdout
+    note = [l for l in res.stderr.splitlines() if "saturated" in l]
+    assert len(note) == 1 and "--pool" in note[0]
+    assert (tmp_path / "m.ndm").exists()
+
+
+def test_anneal_remelt_and_no_quantize(work):
+    coulomb_csv(work / "new.csv", rows=40, seed=9, r_low=0.1)
+    res = ndyn("anneal", work / "new.csv", "-o", work / "re.ndm", "--from", work / "coulomb.ndm",
+               "--reheat", "0.5", "--schedule", QUICK)
+    assert res.returncode == 0, res.stderr
+    assert ndm.read(work / "re.ndm").atom_set() == {(1, 1, -2)}
+    res = ndyn("anneal", work / "coulomb.csv", "--inputs", "q1,q2,r", "--outputs", "F",
+               "-o", work / "real.ndm", "--schedule", QUICK, "--no-quantize")
+    assert res.returncode == 0, res.stderr
+    assert not ndm.read(work / "real.ndm").quantized
+    assert "real exponents" in ndyn("inspect", work / "real.ndm").stdout
+
+
+@pytest.mark.parametrize("text", ["geometric:abc", "nonsense", "geometric:30:0.02:-5"])
+def test_bad_schedule_text(work, text):
+    assert_user_error(ndyn("anneal", work / "coulomb.csv", "--inputs", "q1,q2,r", "--outputs", "F",
+                           "-o", work / "new.ndm", "--schedule", text), "--schedule")
+    assert listing(work) == ["coulomb.csv", "coulomb.ndm"]
+
+
+def test_demo_host_half(tmp_path):
+    res = ndyn("demo", "--out", tmp_path / "demo", "--only", "coulomb,energy", "--schedule", QUICK)
+    assert res.returncode == 0, res.stderr
+    assert "F = 8.99e+09 q1 q2 / r^2" in res.stdout
+    assert "Summary" in res.stdout and "2 bundled datasets" in res.stdout
+    for name in ("coulomb", "energy"):
+        assert (tmp_path / "demo" / (name + "-phase.png")).read_bytes()[:4] == b"\x89PNG"
+        assert ndm.read(tmp_path / "demo" / (name + ".ndm")).k_star >= 1
+    assert_user_error(ndyn("demo", "--out", tmp_path / "d2", "--only", "mars"), "unknown dataset")

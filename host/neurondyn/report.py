@@ -56,7 +56,8 @@ def build_report(annealer, model, data_path, model_path, formula, extra=None) ->
         "loss": annealer.loss_,
         "formula": list(formula),
         "model_json": model.to_dict(),
-        "annealer": getattr(annealer, "report_", {}) or {},
+        "annealer": {k: v for k, v in (getattr(annealer, "report_", {}) or {}).items()
+                     if k != "history"},
         "history": list(getattr(annealer, "history_", []) or []),
     }
     if extra:
@@ -93,7 +94,7 @@ def render_phase_png(history, title="") -> bytes:
     FigureCanvasAgg(fig)
     axes = fig.subplots(4, 1, sharex=True)
     panels = (("tau", "temperature tau", True), ("atoms", "atoms in the pool", False),
-              ("energy", "energy", False), ("loss", "loss", True))
+              ("energy", "energy (extended BIC)", False), ("loss", "loss (relative RMSE)", True))
     for ax, (key, label, log) in zip(axes, panels):
         y = cols[key]
         if key == "atoms":

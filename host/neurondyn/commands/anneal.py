@@ -17,9 +17,12 @@ import math
 import sys
 import time
 
+import numpy as np
+
 from ..data import MIN_TRAIN_ROWS, check_writable, parse_names, read_model, select, write_output
 from ..errors import UserError
 from ..formula import channel_lines, formula_lines
+from ..model import Model
 
 HELP = "grow a model from DATA.csv by annealing a neuron pool"
 
@@ -68,6 +71,11 @@ class ProgressBar:
             float(info.get("loss", float("nan")))), refresh=False)
         self.bar.refresh()
 
+    def finish(self, atoms, loss):
+        """Show the crystal's numbers (after the zero-temperature pass and refit)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str("tau=0 atoms=%d loss=%.3g" % (atoms, loss), refresh=False)
+
     def close(self):
         if self.bar is not None:
             if self.bar.total:
@@ -75,6 +83,26 @@ class ProgressBar:
                 self.bar.refresh()
             self.bar.close()
             self.bar = None
+
+
+def snap_negligible_bias(model, Y):
+    """Set to exactly 0 a bias below the energy's resolution (1e-7 RMS(y) per output).
+
+    The exact least-squares refit always fits a bias; on a law without one it
+    lands on round-off (``F = 8.99e+09 q1 q2 / r^2 + 4.5e-15``).  The energy
+    already treats residuals below ``RSS_FLOOR_REL * RMS(y)`` as zero, and a
+    change that small is at float32 resolution (the .ndm stores float32), so
+    predictions do not change while the formula and the board's arithmetic
+    lose a meaningless term.  A bias the data supports is kept as fitted.
+    """
+    from ..pool.energy import RSS_FLOOR_REL
+    rms = np.sqrt(np.mean(np.asarray(Y, dtype=float) ** 2, axis=0))
+    small = np.abs(model.bias) <= RSS_FLOOR_REL * rms
+    if not np.any(small & (model.bias != 0)):
+        return model
+    bias = np.where(small, 0.0, model.bias)
+    return Model(model.offset, model.scale, model.exponents, model.log_gain, model.readout,
+                 bias, list(model.inputs), list(model.outputs), model.quantized)
 
 
 def parse_schedule_text(text):
@@ -108,6 +136,12 @@ def anneal_file(data, inputs, outputs, output, pool=None, seed=0, schedule=None,
                         % (",".join(init.inputs), ",".join(init.outputs),
                            ",".join(inputs), ",".join(outputs)))
 
+    if init is not None:
+        valid = init.valid_rows(X)
+        if not np.all(valid):
+            i = int(np.flatnonzero(~valid)[0])
+            raise UserError("%s: data row %d maps to a non-positive input under the --from "
+                            "model's channel map; remelting needs data inside it" % (data, i + 1))
     from ..anneal import Annealer
     from ..model import InvalidInput
     bar = ProgressBar(title or "anneal") if progress else None
@@ -120,13 +154,18 @@ def anneal_file(data, inputs, outputs, output, pool=None, seed=0, schedule=None,
         rows = getattr(exc, "rows", [])
         where = " (data row %d)" % (rows[0] + 1) if rows else ""
         raise UserError("%s: %s%s" % (data, exc, where)) from None
+    except ValueError as exc:          # the annealer refuses these data or settings
+        raise UserError("cannot anneal %s: %s" % (data, exc)) from None
+    else:
+        if bar is not None:
+            bar.finish(ann.k_star_, float(ann.loss_))
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
 
     from .. import ndm
-    model = ann.model_
+    model = snap_negligible_bias(ann.model_, Y)
     blob = ndm.dumps(model)
     formula = formula_lines(model)
     write_output(output, blob, "model")

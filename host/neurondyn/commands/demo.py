@@ -19,7 +19,8 @@ import time
 
 from ..datasets import DATASETS
 from ..errors import UserError
-from .anneal import anneal_file
+from ..data import parse_names
+from .anneal import anneal_file, parse_schedule_text
 
 HELP = "whole pipeline on the bundled data (host half: anneal, formulas, phase diagrams)"
 
@@ -29,6 +30,10 @@ def register(subparsers):
     p.add_argument("--out", default="demo-out", metavar="DIR",
                    help="folder for models, reports and phase diagrams (default ./demo-out)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--only", metavar="NAME,..",
+                   help="bundled datasets to use (default: all of %s)" % ", ".join(DATASETS))
+    p.add_argument("--schedule", metavar="TEXT",
+                   help="cooling schedule for every anneal (default: each dataset's own)")
     p.set_defaults(func=run)
 
 
@@ -39,13 +44,15 @@ def _same_structure(model, ds) -> bool:
 def step_anneal_datasets(ctx):
     """Anneal each bundled dataset; print its formula and K*; write model, report, PNG."""
     recovered = []
-    for name, ds in DATASETS.items():
+    for name in ctx["datasets"]:
+        ds = DATASETS[name]
         print("\n== %s: %s" % (name, ds.description))
         print("   %d rows, %d inputs -> %d outputs (%s)"
               % (ds.rows, len(ds.inputs), len(ds.outputs), ds.path))
         base = os.path.join(ctx["out"], name)
         result = anneal_file(str(ds.path), ds.inputs, ds.outputs, base + ".ndm", pool=ds.pool,
-                             seed=ctx["seed"], report=base + ".json", plot=base + "-phase.png",
+                             seed=ctx["seed"], schedule=ctx["schedule"] or ds.schedule,
+                             report=base + ".json", plot=base + "-phase.png",
                              title="%s (%d -> %d)" % (name, len(ds.inputs), len(ds.outputs)))
         model, ann = result["model"], result["annealer"]
         lines = result["formula"]
@@ -96,13 +103,22 @@ def steps() -> list:
 
 def run(args) -> int:
     out = args.out
+    names = list(DATASETS)
+    if args.only is not None:
+        names = parse_names(args.only, "--only")
+        unknown = [n for n in names if n not in DATASETS]
+        if unknown:
+            raise UserError("unknown dataset '%s' (bundled: %s)" % (unknown[0], ", ".join(DATASETS)))
+    if args.schedule is not None:
+        parse_schedule_text(args.schedule)          # fail before any work
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError("%s: exists and is not a folder" % out)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
         raise UserError("%s: cannot create folder (%s)" % (out, exc.strerror or exc)) from None
-    ctx = {"out": out, "seed": args.seed, "models": {}, "results": {}, "summary": []}
+    ctx = {"out": out, "seed": args.seed, "schedule": args.schedule, "datasets": names,
+           "models": {}, "results": {}, "summary": []}
     started = time.perf_counter()
     todo = steps()
     for step in todo:
