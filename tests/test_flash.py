@@ -1,4 +1,5 @@
 """Deploy: micro:bit images, raw-REPL installs on a virtual micro:bit, `ndyn flash` errors."""
+import json
 import zlib
 
 import micropython_microbit_fs as mfs
@@ -110,3 +111,128 @@ def test_raw_repl_install_on_plain_micropython_survives_reset():
             line = Reader(ser).read_until(b"\r\n", 30)
     assert line.split(b"MAIN ")[1].split() == [str(len(data)).encode(),
                                                str(zlib.adler32(data)).encode()]
+
+
+# ---------------------------------------------------------------- emulate + flash on virtual boards
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from neurondyn.link import Board
+
+NDYN = str(Path(sys.executable).with_name("ndyn"))
+
+
+class Emulator:
+    """`ndyn emulate` as a user runs it: a child process whose first stdout line is the port."""
+
+    def __init__(self, args, tmp, timeout=90):
+        self.tmp = Path(tmp)
+        self.tmp.mkdir(exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(self.tmp))
+        self.proc = subprocess.Popen([NDYN, "emulate"] + list(args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.stop()
+            raise AssertionError("ndyn emulate printed nothing within %d s" % timeout)
+        self.first_line = self.proc.stdout.readline().decode()
+        if not self.first_line.startswith("port: "):
+            self.stop()
+            raise AssertionError("first line %r, stderr %r" % (self.first_line, self.stderr))
+        self.port = self.first_line.split(": ", 1)[1].strip()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr = self.proc.stderr.read().decode()
+        return self.proc.returncode
+
+
+def test_emulate_mpy_wasm_serves_model_then_cleans_up(tmp_path, model_file):
+    data = model_file.read_bytes()
+    emu = Emulator(["--board", "mpy-wasm", str(model_file)], tmp_path / "tmp")
+    try:
+        assert emu.port.startswith("/dev/pts/")
+        with Board.open(emu.port) as board:
+            info = board.hello()
+            assert info["board"] == "mpy-wasm"
+            assert info["model_hash"] == ndm.model_hash(data)
+            model = ndm.loads(data)
+            rows = np.array([[1.0, 2.0, 3.0], [0.5, 1.5, 2.5]])
+            preds, status = board.infer(rows)
+        assert list(status) == [0, 0]
+        host = model.predict(rows)
+        assert np.allclose(preds, host, rtol=1e-6, atol=1e-6 * np.abs(host).max())
+    finally:
+        rc = emu.stop(signal.SIGINT)
+    assert rc == 0, emu.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []          # temp files removed
+
+
+def test_emulate_without_model_waits_for_one_then_flash_uploads_it(tmp_path, model_file):
+    data = model_file.read_bytes()
+    emu = Emulator(["--board", "mpy-wasm"], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            assert not board.hello().get("model_loaded", True)
+        # the firmware answers on the port: `ndyn flash` uploads over the protocol
+        out = subprocess.run([NDYN, "flash", str(model_file), "--board", "mpy-wasm",
+                              "--port", emu.port, "--json"], capture_output=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert result["method"] == "protocol"
+        assert result["hello"]["model_hash"] == ndm.model_hash(data)
+        with Board.open(emu.port) as board:
+            assert board.hello()["model_hash"] == ndm.model_hash(data)
+            preds, status = board.infer(np.array([[2.0, 1.0, 0.5]]))
+        assert status[0] == 0
+        assert np.allclose(preds, ndm.loads(data).predict(np.array([[2.0, 1.0, 0.5]])), rtol=1e-6)
+    finally:
+        assert emu.stop() == 0, emu.stderr
+
+
+def test_emulate_state_dir_keeps_the_model_across_restarts(tmp_path, model_file):
+    state = tmp_path / "state"
+    emu = Emulator(["--board", "mpy-wasm", "--state", str(state)], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            board.upload(model_file.read_bytes())
+    finally:
+        assert emu.stop() == 0, emu.stderr
+    emu = Emulator(["--board", "mpy-wasm", "--state", str(state)], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            assert board.hello()["model_hash"] == ndm.model_hash(model_file.read_bytes())
+    finally:
+        assert emu.stop() == 0, emu.stderr
+
+
+def test_emulate_without_qemu_says_how_to_install_it(tmp_path, model_file, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["emulate", "--board", "microbit-v1"]) == 3
+    assert "apt-get install qemu-system-arm" in capsys.readouterr().err
+
+
+def test_emulate_with_model_replaces_the_model_in_a_state_dir(tmp_path, model_file):
+    state = tmp_path / "state"
+    first = tmp_path / "first.ndm"
+    ndm.write(first, make_model(seed=7))
+    for path in (first, model_file):        # the second model must win over the first
+        emu = Emulator(["--board", "mpy-wasm", "--state", str(state), str(path)], tmp_path / "tmp")
+        try:
+            with Board.open(emu.port) as board:
+                assert board.hello()["model_hash"] == ndm.model_hash(path.read_bytes())
+                board.upload(path.read_bytes())      # bumps the slot generation on the board
+        finally:
+            assert emu.stop() == 0, emu.stderr

@@ -64,6 +64,32 @@ def firmware_files(profile, folder=None) -> dict:
     return files
 
 
+def _run_store(ndm_bytes: bytes, profile, folder: Path):
+    """Save ``ndm_bytes`` with the firmware's fwstore under CPython; (files, slot names)."""
+    with tempfile.TemporaryDirectory(prefix="ndyn-store-") as tmp:
+        Path(tmp, "fwcfg.py").write_text(fwcfg_source(profile))
+        Path(tmp, "_in.ndm").write_bytes(ndm_bytes or b"")
+        code = ("import sys; sys.path[:0] = [%r, %r]\n"
+                "import fwstore\n"
+                "if %r:\n"
+                "    fwstore.save(open('_in.ndm', 'rb').read())\n"
+                "print(repr(list(getattr(fwstore, 'SLOTS', []))))\n"
+                % (tmp, str(folder), ndm_bytes is not None))
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True,
+                              timeout=60)
+        if done.returncode != 0:
+            last = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise UserError("firmware/fwstore.py could not store the model under CPython: %s"
+                            % (last[0] if last else "exit %d" % done.returncode))
+        out = {}
+        for path in Path(tmp).iterdir():
+            if path.is_file() and path.name not in ("fwcfg.py", "_in.ndm"):
+                out[path.name] = path.read_bytes()
+        import ast
+        slots = ast.literal_eval(done.stdout.decode().strip().splitlines()[-1])
+        return out, list(slots) or sorted(out)
+
+
 def model_store_files(ndm_bytes: bytes, profile, folder=None) -> dict:
     """The files the board's model store holds after saving ``ndm_bytes``.
 
@@ -75,22 +101,15 @@ def model_store_files(ndm_bytes: bytes, profile, folder=None) -> dict:
     folder = Path(folder) if folder else firmware_dir()
     if not (folder / "fwstore.py").is_file():
         return {MODEL_FILE: bytes(ndm_bytes)}
-    with tempfile.TemporaryDirectory(prefix="ndyn-store-") as tmp:
-        Path(tmp, "fwcfg.py").write_text(fwcfg_source(profile))
-        Path(tmp, "_in.ndm").write_bytes(ndm_bytes)
-        code = ("import sys; sys.path[:0] = [%r, %r]\n"
-                "import fwstore\n"
-                "fwstore.save(open('_in.ndm', 'rb').read())\n" % (tmp, str(folder)))
-        done = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True,
-                              timeout=60)
-        if done.returncode != 0:
-            raise UserError("firmware/fwstore.py could not store the model under CPython: %s"
-                            % done.stderr.decode(errors="replace").strip().splitlines()[-1:])
-        out = {}
-        for path in Path(tmp).iterdir():
-            if path.is_file() and path.name not in ("fwcfg.py", "_in.ndm"):
-                out[path.name] = path.read_bytes()
-        return out
+    return _run_store(ndm_bytes, profile, folder)[0]
+
+
+def store_slot_names(profile, folder=None) -> list:
+    """Every file name the firmware's model store may use (to clear stale slots)."""
+    folder = Path(folder) if folder else firmware_dir()
+    if not (folder / "fwstore.py").is_file():
+        return [MODEL_FILE]
+    return _run_store(None, profile, folder)[1]
 
 
 def image_files(profile, ndm_bytes=None) -> dict:
@@ -137,8 +156,13 @@ def _adler_script(name: str) -> str:
             "f.close()\nprint((b << 16) | a)\n" % name)
 
 
-def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0) -> None:
-    """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset."""
+def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0,
+                     remove=()) -> None:
+    """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset.
+
+    Files named in ``remove`` are deleted first (stale model slots: an older
+    slot with a higher generation would otherwise win over the new model).
+    """
     import serial
     from .vboard.rawrepl import MICROBIT_LOADER, RawRepl, ReplError
     try:
@@ -152,6 +176,10 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
         except TimeoutError:
             raise DeviceError("no MicroPython raw REPL on %s (is MicroPython on the micro:bit? "
                               "flash an image made with --hex first)" % port)
+        stale = [n for n in remove if n not in files]
+        if stale:
+            repl.exec("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
+                      % (stale,))
         for name, data in files.items():
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
@@ -173,7 +201,7 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
         ser.close()
 
 
-def install_mpremote(port: str, files: dict, progress=None) -> None:
+def install_mpremote(port: str, files: dict, progress=None, remove=()) -> None:
     """Write ``files`` with mpremote's library (ESP32 / RP2040 / pyboard), verify, soft reset."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
@@ -183,6 +211,9 @@ def install_mpremote(port: str, files: dict, progress=None) -> None:
         raise DeviceError("cannot open %s: %s" % (port, exc))
     try:
         t.enter_raw_repl(soft_reset=False)
+        for name in remove:
+            if name not in files and t.fs_exists(name):
+                t.fs_rmfile(name)
         for name, data in files.items():
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
@@ -269,11 +300,12 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
         return result
     say("no firmware answer on %s: installing firmware + model over the raw REPL" % port)
     files = image_files(profile, ndm_bytes)
+    stale = store_slot_names(profile)
     if profile.fs_kind == "microbit":
-        install_microbit(port, files, progress=say)
+        install_microbit(port, files, progress=say, remove=stale)
         result["method"] = "raw-repl"
     else:
-        install_mpremote(port, files, progress=say)
+        install_mpremote(port, files, progress=say, remove=stale)
         result["method"] = "mpremote"
     if _link() is not None:
         info = wait_for_hello(port)

@@ -1,0 +1,87 @@
+"""``ndyn emulate``: run our firmware on a virtual board and print its serial port.
+
+The first stdout line is ``port: /dev/pts/N``, printed once the firmware
+answers the protocol handshake; the board then serves until SIGINT/SIGTERM,
+when the emulator is stopped and its temporary files removed.
+"""
+import os
+import signal
+import sys
+import time
+
+from .. import boards, deploy
+from ..errors import DeviceError, UserError
+
+EMULATED = ("microbit-v1", "mpy-wasm")
+
+
+def register(subparsers):
+    p = subparsers.add_parser("emulate", help="run the firmware on a virtual board; prints its serial port")
+    p.add_argument("model", nargs="?", metavar="MODEL.ndm",
+                   help="model to boot with (default: none; the firmware waits for an upload)")
+    p.add_argument("--board", default="microbit-v1", choices=EMULATED,
+                   help="virtual board (default: microbit-v1 under QEMU)")
+    p.add_argument("--state", metavar="DIR",
+                   help="mpy-wasm: keep the board's flash in DIR (survives restarts)")
+    p.add_argument("--boot-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the firmware's handshake (default 60)")
+    p.set_defaults(func=run)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    raise _Stop()
+
+
+def start_board(profile, files, state=None):
+    """Boot the virtual board of ``profile`` with ``files``; returns the running VM."""
+    from ..vboard import MicrobitVM, WasmBoard
+    if profile.name == "mpy-wasm":
+        return WasmBoard(files=files, flash_dir=state)
+    if state:
+        raise UserError("--state is only supported with --board mpy-wasm for now")
+    return MicrobitVM(files=files)
+
+
+def run(args) -> int:
+    profile = boards.get_profile(args.board)
+    ndm_bytes = deploy.read_model_bytes(args.model) if args.model else None
+    files = deploy.firmware_files(profile)
+    if ndm_bytes:
+        boards.fit_check(profile, ndm_bytes, files)
+        files.update(deploy.model_store_files(ndm_bytes, profile))
+        if args.state:
+            # a slot of a higher generation left in the state folder would win
+            for name in deploy.store_slot_names(profile):
+                if name not in files:
+                    try:
+                        os.unlink(os.path.join(args.state, name))
+                    except FileNotFoundError:
+                        pass
+    old_int = signal.signal(signal.SIGINT, _on_signal)
+    old_term = signal.signal(signal.SIGTERM, _on_signal)
+    vm = None
+    try:
+        vm = start_board(profile, files, args.state)
+        if deploy._link() is not None:
+            info = deploy.wait_for_hello(vm.port, args.boot_timeout)
+            if info is None:
+                raise DeviceError("the firmware on the virtual %s did not answer the handshake "
+                                  "within %.0f s" % (profile.name, args.boot_timeout))
+        print("port: %s" % vm.port, flush=True)
+        print("serving on virtual %s; Ctrl-C to stop" % profile.name, file=sys.stderr, flush=True)
+        while vm.running:
+            time.sleep(0.2)
+        raise DeviceError("the virtual %s stopped by itself" % profile.name)
+    except _Stop:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if vm is not None:
+            vm.stop()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
