@@ -159,6 +159,18 @@ def test_export_json_equals_inspect_json(work):
     assert doc == shown
 
 
+def test_export_registry_loads_writers_lazily(monkeypatch, work):
+    from neurondyn.commands import export
+    from neurondyn.errors import UserError
+    monkeypatch.setitem(export.FORMATS, "onnx", "neurondyn.export_onnx_not_written_yet")
+    with pytest.raises(UserError, match="format 'onnx' is not available"):
+        export.writer_for("onnx")
+    assert export.writer_for("json") is export.export_json
+    res = ndyn("export", work / "coulomb.ndm", "--format", "c", "-o", work / "m.h")
+    assert res.returncode == 0, res.stderr                    # another module, same command
+    assert (work / "m.h").stat().st_size > 0
+
+
 def test_export_unknown_format(work):
     assert_user_error(ndyn("export", work / "coulomb.ndm", "--format", "onnx", "-o", work / "m.x"),
                       "unknown format 'onnx'", "json")
@@ -265,6 +277,8 @@ def test_column_lists(work):
     assert_user_error(ndyn(*common, "--inputs", "q1,q1,r", "--outputs", "F"), "more than once")
     assert_user_error(ndyn(*common, "--inputs", "q1,q2,r", "--outputs", "r"),
                       "both as an input and as an output")
+    assert_user_error(ndyn(*common, "--inputs", "q1,q2,r", "--outputs", "F", "--pool", "0"),
+                      "--pool must be between 1 and 255")
     assert not (work / "new.ndm").exists()
 
 

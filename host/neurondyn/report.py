@@ -95,17 +95,24 @@ def render_phase_png(history, title="") -> bytes:
     axes = fig.subplots(4, 1, sharex=True)
     panels = (("tau", "temperature tau", True), ("atoms", "atoms in the pool", False),
               ("energy", "energy (extended BIC)", False), ("loss", "loss (relative RMSE)", True))
+    # the zero-temperature pass (tau = 0) cannot sit on a log axis: mark it instead
+    quench = step[cols["tau"] == 0]
     for ax, (key, label, log) in zip(axes, panels):
         y = cols[key]
         if key == "atoms":
             ax.step(step, y, where="post", color="C1")
         else:
-            ax.plot(step, y, color="C0" if key != "loss" else "C3")
-        positive = y[np.isfinite(y) & (y > 0)]
-        if log and positive.size and positive.size == np.count_nonzero(np.isfinite(y)):
-            ax.set_yscale("log")
+            keep = np.isfinite(y) & ((y > 0) if log else True)
+            ax.plot(step[keep], y[keep], color="C0" if key != "loss" else "C3")
+            if log and np.any(keep):
+                ax.set_yscale("log")
+        if quench.size:
+            ax.axvline(quench[0], color="0.4", linestyle="--", linewidth=0.8)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(True, alpha=0.3)
+    if quench.size:
+        axes[0].annotate("tau = 0 pass", xy=(quench[0], 1), xycoords=("data", "axes fraction"),
+                         xytext=(-4, -12), textcoords="offset points", ha="right", fontsize=7)
     axes[-1].set_xlabel("step")
     if title:
         axes[0].set_title(title, fontsize=10)
