@@ -42,8 +42,10 @@ def _first_invalid(model, table, data):
     if model.offset[j] == 0 and model.scale[j] == 1:
         how = "%s = %r must be > 0" % (name, float(raw[i, j]))
     else:
-        how = ("%s = %r maps to %.6g (model input = %.6g * (%s - %.6g) must be > 0)"
-               % (name, float(raw[i, j]), float(x[i, j]), model.scale[j], name, model.offset[j]))
+        o = float(model.offset[j])
+        how = ("%s = %r maps to %.6g (model input = %.6g * (%s %s %.6g) must be > 0)"
+               % (name, float(raw[i, j]), float(x[i, j]), model.scale[j], name,
+                  "-" if o >= 0 else "+", abs(o)))
     more = " (%d rows in all)" % rows.size if rows.size > 1 else ""
     return UserError("%s line %d (row %d): %s; no predictions written%s"
                      % (data, table.lines[i], i + 1, how, more))
