@@ -209,7 +209,7 @@ def render(summary, rows, quick) -> str:
                                                 _steps(t["oracle_median_steps"], max_steps),
                                                 t["misses"]))
         eta = ("%.3g" % s["eta"]) + ("" if s["method"].endswith("(no tuning)")
-                                     else " of %d" % s["grid"][2])
+                                     else " (grid %.0e..%.0e)" % (s["grid"][0], s["grid"][1]))
         body.append([s["method"], "`%s`" % s["rule"], eta] + cols)
     return head + "\n\n" + md_table(headers, body) + "\n"
 

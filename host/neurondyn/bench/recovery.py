@@ -105,15 +105,16 @@ def build_problem(spec):
 def run_annealer(problem, pool, seed=0) -> dict:
     """Anneal one problem; structure, test error, size and time (errors are recorded, not raised)."""
     from neurondyn.anneal import Annealer
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         ann = Annealer(pool=pool, seed=seed, schedule=None, quantize=True).fit(
             problem.X, problem.Y.reshape(-1, 1))
     except Exception as exc:      # a failure is a result of the benchmark, not a crash of it
         return {"exact": False, "k_star": None, "kstar_ok": False, "test_rel_rmse": float("nan"),
-                "seconds": time.perf_counter() - t0, "saturated": None, "params": None,
+                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                "saturated": None, "params": None,
                 "atoms": [], "error": "%s: %s" % (type(exc).__name__, exc)}
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     model = ann.model_
     atoms = model.atom_set()
     pred = model.predict(problem.X_test).reshape(-1)
@@ -124,6 +125,7 @@ def run_annealer(problem, pool, seed=0) -> dict:
         "kstar_ok": bool(model.k_star == problem.K),
         "test_rel_rmse": relative_rmse(problem.Y_test, pred),
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "saturated": bool(getattr(ann, "saturated_", False)),
         # floats (c, readout, bias) plus the integer exponents it stores
         "params": int(model.k_star * (1 + model.d_out) + model.d_out + nnz),
@@ -166,6 +168,8 @@ def summarise_cells(rows) -> list:
             "missed_rel_rmse_max": max(missed) if missed else None,
             "seconds_median": median([x["seconds"] for x in a]),
             "seconds_max": max(x["seconds"] for x in a),
+            "cpu_seconds_median": median([x.get("cpu_seconds") for x in a]),
+            "cpu_seconds_max": max(x.get("cpu_seconds") or 0.0 for x in a),
             "saturated": sum(1 for x in a if x.get("saturated")),
             "errors": sum(1 for x in a if x.get("error")),
             "params_median": median([x["params"] for x in a]),
@@ -216,12 +220,17 @@ def _targets(cells, laws) -> list:
     add("Aim: exact >= 70 % at 10 % noise for K <= 2",
         cells_where(lambda c: c["noise"] == 0.10 and c["K"] <= 2),
         lambda g: min(c["exact"] for c in g), lambda v: v >= 0.70, lambda v: "min " + pct(v))
+    # Time verdicts use CPU time of the single-threaded fit (= wall time on an idle core);
+    # the wall clock is shown beside it.
     add("Time: d = 30, K = 6 median <= 10 s", cells_where(lambda c: c["d"] == 30 and c["K"] == 6),
-        lambda g: max(c["seconds_median"] for c in g), lambda v: v <= 10, lambda v: secs(v))
+        lambda g: (max(c["cpu_seconds_median"] for c in g), max(c["seconds_median"] for c in g)),
+        lambda v: v[0] <= 10, lambda v: "cpu %s (wall %s)" % (secs(v[0]), secs(v[1])))
     add("Time: d = 30, K = 6 max <= 30 s", cells_where(lambda c: c["d"] == 30 and c["K"] == 6),
-        lambda g: max(c["seconds_max"] for c in g), lambda v: v <= 30, lambda v: secs(v))
+        lambda g: (max(c["cpu_seconds_max"] for c in g), max(c["seconds_max"] for c in g)),
+        lambda v: v[0] <= 30, lambda v: "cpu %s (wall %s)" % (secs(v[0]), secs(v[1])))
     add("Time: d <= 10 median <= 2 s (worst cell)", cells_where(lambda c: c["d"] <= 10),
-        lambda g: max(c["seconds_median"] for c in g), lambda v: v <= 2, lambda v: secs(v))
+        lambda g: (max(c["cpu_seconds_median"] for c in g), max(c["seconds_median"] for c in g)),
+        lambda v: v[0] <= 2, lambda v: "cpu %s (wall %s)" % (secs(v[0]), secs(v[1])))
     add("vs MLP: lower test error in every cell (median)", cells,
         lambda g: sum(1 for c in g if c["test_rel_rmse_median"] < c["mlp_rel_rmse_median"]) / len(g),
         lambda v: v == 1.0, lambda v: pct(v) + " of cells")
@@ -236,18 +245,21 @@ def render(cells, laws, targets, quick) -> str:
     title = "### Recovery%s" % (" (--quick subset)" if quick else "")
     parts.append(title)
     parts.append("Annealer (default schedule, seed 0) vs lattice matching pursuit (MP) vs "
-                 "MLPRegressor%s; test error = RMSE / RMS(y) on 1000 clean rows; times "
-                 "single-threaded wall clock." % (MLP_HIDDEN,))
+                 "MLPRegressor%s (MP is told the true K); test error = RMSE / RMS(y) on 1000 "
+                 "clean rows; times: single-threaded wall clock (t) and process CPU time "
+                 "(cpu; equal on an idle core, lower when the machine is shared)."
+                 % (MLP_HIDDEN,))
     headers = ["x range", "d", "K", "noise", "pool", "n", "exact", "K*=K", "rel. RMSE (med)",
-               "t med", "t max", "MP exact", "MP rel. RMSE", "MLP rel. RMSE", "MLP params",
-               "MLP t"]
+               "t med", "t max", "cpu med", "MP exact", "MP rel. RMSE", "MLP rel. RMSE",
+               "MLP params", "MLP t"]
     rows = []
     for c in cells:
         pool = "%d" % c["pool"] + (" (set)" if c["pool"] != c["d"] else "")
         rows.append(["U[%g,%g]" % tuple(c["x_range"]), c["d"], c["K"], pct(c["noise"]), pool,
                      c["problems"], pct(c["exact"]), pct(c["kstar_ok"]),
                      sci(c["test_rel_rmse_median"]), secs(c["seconds_median"]),
-                     secs(c["seconds_max"]), pct(c["mp_exact"]), sci(c["mp_rel_rmse_median"]),
+                     secs(c["seconds_max"]), secs(c["cpu_seconds_median"]), pct(c["mp_exact"]),
+                     sci(c["mp_rel_rmse_median"]),
                      sci(c["mlp_rel_rmse_median"]), c["mlp_params"],
                      secs(c["mlp_seconds_median"])])
     if rows:
