@@ -209,6 +209,13 @@ def test_bad_csv_for_anneal(work, name):
     assert listing(work) == sorted(["coulomb.csv", "coulomb.ndm", name])
 
 
+def test_values_beyond_float32_are_refused(work):
+    (work / "huge.csv").write_text("q1,q2,r,F\n" + "1,2,3,4\n" * 11 + "1,2,3,5e300\n")
+    assert_user_error(ndyn("anneal", work / "huge.csv", "--inputs", "q1,q2,r", "--outputs", "F",
+                           "-o", work / "new.ndm"), "row 12, column 'F'", "float32")
+    assert not (work / "new.ndm").exists()
+
+
 def test_missing_files(work):
     assert_user_error(ndyn("predict", work / "coulomb.ndm", work / "none.csv"), "none.csv: no such file")
     assert_user_error(ndyn("predict", work / "none.ndm", work / "coulomb.csv"), "none.ndm: no such file")

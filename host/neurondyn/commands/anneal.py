@@ -25,6 +25,7 @@ from ..formula import channel_lines, formula_lines
 from ..model import Model
 
 HELP = "grow a model from DATA.csv by annealing a neuron pool"
+FLOAT32_LIMIT = 1e38          # just below float32's largest finite value (3.4e38)
 
 
 def register(subparsers):
@@ -105,6 +106,16 @@ def snap_negligible_bias(model, Y):
                  bias, list(model.inputs), list(model.outputs), model.quantized)
 
 
+def _check_float32_range(data, values, names):
+    """Boards compute in float32 and .ndm stores float32: refuse columns beyond its range."""
+    big = np.abs(values) > FLOAT32_LIMIT
+    if np.any(big):
+        i, j = (int(v[0]) for v in np.nonzero(big))
+        raise UserError("%s row %d, column '%s': %r is beyond the float32 range a model and a "
+                        "board can hold (|value| <= %.0e); rescale the column"
+                        % (data, i + 1, names[j], float(values[i, j]), FLOAT32_LIMIT))
+
+
 def parse_schedule_text(text):
     """The annealer's schedule object for ``text`` (None: default); UserError on bad text."""
     if text is None:
@@ -131,6 +142,8 @@ def anneal_file(data, inputs, outputs, output, pool=None, seed=0, schedule=None,
     if reheat is not None and not (math.isfinite(reheat) and reheat > 0):
         raise UserError("--reheat must be a positive temperature, got %s" % reheat)
     X, Y = select(data, inputs, outputs, min_rows=MIN_TRAIN_ROWS)
+    _check_float32_range(data, X, inputs)
+    _check_float32_range(data, Y, outputs)
     if init is not None and (list(init.inputs) != list(inputs) or list(init.outputs) != list(outputs)):
         raise UserError("the --from model maps %s -> %s, but the columns given are %s -> %s"
                         % (",".join(init.inputs), ",".join(init.outputs),
