@@ -1,0 +1,298 @@
+"""Static check: firmware/ calls only what each profiled board's MicroPython has.
+
+mypy runs over firmware/ once per board, with that board's MicroPython stubs
+(micropython-microbit-stubs-en, micropython-esp32-stubs, micropython-rp2-stubs,
+micropython-stm32-stubs) in place of CPython's standard library. Reported are
+the errors that mean "this board lacks it": missing modules, attributes and
+names, and wrong call signatures of board APIs -- not the stubs' type
+precision. Two kinds of findings are legitimate and skipped by construction:
+
+* lines inside ``@micropython.asm_thumb`` functions (their bodies are Thumb
+  assembly: ``mov(r0, r1)`` names no Python objects);
+* lines inside a ``try:`` whose handler catches ImportError / AttributeError /
+  NameError / Exception: the firmware's guarded fallbacks (e.g. the microbit
+  uart backend on an ESP32, CPython's perf_counter under unit tests).
+
+The stubs are installed on first use with pip into .venv/micropython-stubs/
+(each board in its own folder: they define the same module names).
+"""
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurondyn import boards, deploy
+from neurondyn.paths import firmware_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+STUB_HOME = ROOT / ".venv" / "micropython-stubs"
+# board profile -> (stub package pin, how its files are laid out)
+STUBS = {
+    "microbit-v1": ("micropython-microbit-stubs-en==0.0.1b2", "stdlib-only"),
+    "esp32": ("micropython-esp32-stubs==1.27.0.post1", "port"),
+    "rp2040-pico": ("micropython-rp2-stubs==1.27.0.post1", "port"),
+    "pyboard": ("micropython-stm32-stubs==1.27.0.post1", "port"),
+}
+RELEVANT = {"attr-defined", "name-defined", "import-not-found", "import-untyped", "call-arg"}
+GUARDS = {"ImportError", "AttributeError", "NameError", "Exception", "BaseException"}
+# Findings reviewed by hand and accepted, with the reason. Matched by file and
+# message (not line number), so anything new still fails the test.
+REVIEWED = [
+    ("fwcobs.py", 'has no attribute "perf_counter"',
+     "CPython stand-in for time.ticks_us: fwio imports it only where time.ticks_us "
+     "is missing, i.e. under CPython unit tests, never on a board"),
+]
+LINE = re.compile(r"^(?P<file>[\w.]+\.py):(?P<line>\d+): error: (?P<msg>.*)  \[(?P<code>[\w-]+)\]$")
+
+
+def install_stubs(board):
+    spec, _ = STUBS[board]
+    target = STUB_HOME / board
+    marker = target / ".installed"
+    if marker.is_file() and marker.read_text() == spec:
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--pre", "--no-input",
+                           "--target", str(target), spec], capture_output=True, timeout=600)
+    assert done.returncode == 0, "pip could not install %s: %s" % (spec, done.stderr.decode()[-500:])
+    marker.write_text(spec)
+    return target
+
+
+# Modules mypy itself needs to type-check anything; they stay importable in
+# the micro:bit hybrid typeshed whether or not the board has them.
+TYPING_CORE_MINIMAL = {"builtins", "typing", "typing_extensions", "_typeshed", "types", "abc",
+                       "collections", "_collections_abc", "mypy_extensions", "enum",
+                       "contextlib", "dataclasses", "_ast", "ast", "sys", "importlib", "os",
+                       "posixpath", "genericpath", "io", "_io", "codecs", "_codecs", "re",
+                       "numbers", "functools", "itertools", "operator", "_operator",
+                       "__future__", "warnings", "weakref", "_weakref", "_weakrefset",
+                       "_sitebuiltins", "string", "pathlib", "subprocess", "decimal",
+                       "_decimal", "fractions", "_thread", "threading", "types"}
+
+
+def typeshed_for(board, stubs, work):
+    """(custom typeshed dir, MYPYPATH) for mypy."""
+    _, layout = STUBS[board]
+    if layout == "port":
+        return stubs, stubs
+    # The micro:bit stubs are made for pyright: an old typeshed subset that
+    # crashes mypy. Build a hybrid: mypy's own typeshed for the typing
+    # machinery, every micro:bit stub module on top of it (so microbit, time,
+    # gc, os, ... are the board's), and every other stdlib module *removed*
+    # from VERSIONS so that importing something the board lacks is an error.
+    import mypy
+    mine = Path(mypy.__file__).parent / "typeshed" / "stdlib"
+    ts = work / "typeshed"
+    shutil.copytree(mine, ts / "stdlib")
+    board_names = set()
+    for p in (stubs / "stdlib").iterdir():
+        name = p.name[:-4] if p.suffix == ".pyi" else p.name
+        if p.name in ("VERSIONS", "__pycache__") or name in ("builtins", "typing",
+                                                             "typing_extensions", "_typeshed",
+                                                             "types", "abc", "collections"):
+            board_names.add(name)
+            continue
+        board_names.add(name)
+        dst = ts / "stdlib" / p.name
+        if p.is_dir():
+            shutil.rmtree(ts / "stdlib" / p.name, ignore_errors=True)
+            shutil.copytree(p, dst)
+        else:
+            for stale in (ts / "stdlib" / name, ts / "stdlib" / (name + ".pyi")):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                elif stale.exists():
+                    stale.unlink()
+            shutil.copy(p, dst)
+    keep = board_names | TYPING_CORE_MINIMAL
+    lines = []
+    for line in (mine / "VERSIONS").read_text().splitlines():
+        mod = line.split(":")[0].strip()
+        if line.strip() and not line.startswith("#") and mod.split(".")[0] in keep:
+            lines.append(line)
+    listed = {l.split(":")[0].strip() for l in lines}
+    lines += ["%s: 3.0-" % n for n in sorted(board_names - listed) if n != "VERSIONS"]
+    (ts / "stdlib" / "VERSIONS").write_text("\n".join(lines) + "\n")
+    shutil.copy(mine.parent / "stubs" / "mypy-extensions" / "mypy_extensions.pyi",
+                ts / "stdlib" / "mypy_extensions.pyi")
+    (ts / "stdlib" / "VERSIONS").open("a").write("mypy_extensions: 3.0-\n")
+    return ts, None
+
+
+def add_typing_module(typeshed, module):
+    """Give a pyright-style stdlib a module mypy itself needs (collections.abc, ...).
+
+    Only modules the board stubs lack are taken from mypy's own typeshed; they
+    are typing machinery, not something the firmware could import on the board.
+    """
+    import mypy
+    src_root = Path(mypy.__file__).parent / "typeshed" / "stdlib"
+    rel = Path(*module.split("."))
+    dst_root = Path(typeshed) / "stdlib"
+    if (src_root / rel).is_dir():
+        shutil.copytree(src_root / rel, dst_root / rel, dirs_exist_ok=True)
+    elif (src_root / rel.with_suffix(".pyi")).is_file():
+        (dst_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src_root / rel.with_suffix(".pyi"), dst_root / rel.with_suffix(".pyi"))
+    else:
+        raise AssertionError("mypy wants %s, which its typeshed lacks too" % module)
+    top = module.split(".")[0]
+    versions = dst_root / "VERSIONS"
+    if not re.search(r"^%s:" % re.escape(top), versions.read_text(), re.M):
+        with open(versions, "a") as fh:
+            fh.write("%s: 3.0-\n" % top)
+
+
+def board_constants(sources, profile):
+    """Module-level flags computed from fwcfg alone (e.g. ``U = IO == "uart"``).
+
+    Their value is fixed per board, so mypy may treat them as constants
+    (``--always-true/--always-false``): the branch for the other boards' I/O
+    backend is then dead code, as it is on the board.
+    """
+    cfg = {"IO": profile.io, "BAUD": profile.baud, "BOARD": profile.name}
+    flags = {}
+    for text in sources.values():
+        for node in ast.parse(text).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)):
+                names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                if names and names <= set(cfg):
+                    value = eval(compile(ast.Expression(node.value), "<fwcfg>", "eval"),
+                                 {"__builtins__": {}}, dict(cfg))
+                    if isinstance(value, bool):
+                        flags[node.targets[0].id] = value
+    return flags
+
+
+def exempt_lines(source, asm_thumb=True):
+    """Line numbers inside asm_thumb functions or guarded try bodies."""
+    tree = ast.parse(source)
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Attribute) and dec.attr == "asm_thumb":
+                    # the body is assembly; the decorator itself exists where the
+                    # profile says so (measured on the virtual micro:bit even
+                    # though the micro:bit stubs omit it)
+                    start = dec.lineno if asm_thumb else node.lineno
+                    lines.update(range(start, node.end_lineno + 1))
+        if isinstance(node, ast.Try):
+            caught = set()
+            for h in node.handlers:
+                if h.type is None:
+                    caught.add("BaseException")
+                for t in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]) if h.type else []:
+                    if isinstance(t, ast.Name):
+                        caught.add(t.id)
+            if caught & GUARDS and node.body:
+                lines.update(range(node.body[0].lineno, node.body[-1].end_lineno + 1))
+    return lines
+
+
+def check_firmware(board, sources, tmp_path):
+    """Board-lacks-it findings for ``sources`` (name -> text) under ``board``'s stubs."""
+    stubs = install_stubs(board)
+    work = tmp_path / board
+    fw = work / "fw"
+    fw.mkdir(parents=True)
+    for name, text in sources.items():
+        (fw / name).write_text(text)
+    profile = boards.get_profile(board)
+    (fw / "fwcfg.py").write_text(deploy.fwcfg_source(profile))
+    typeshed, path = typeshed_for(board, stubs, work)
+    env = dict(os.environ)
+    env.pop("MYPYPATH", None)
+    if path:
+        env["MYPYPATH"] = str(path)
+    cmd = [sys.executable, "-m", "mypy", "--custom-typeshed-dir", str(typeshed),
+           "--check-untyped-defs", "--show-error-codes", "--no-error-summary",
+           "--follow-imports=silent", "--no-site-packages", "--cache-dir", str(work / "cache")]
+    for name, value in sorted(board_constants(sources, profile).items()):
+        cmd += ["--always-true" if value else "--always-false", name]
+    cmd += sorted(sources)
+    for _ in range(20):
+        done = subprocess.run(cmd, cwd=fw, capture_output=True, timeout=600, env=env)
+        out = done.stdout.decode() + done.stderr.decode()
+        missing = re.search(r'Failed to find builtin module "([\w.]+)"', out)
+        if not missing or path:
+            break
+        add_typing_module(typeshed, missing.group(1))
+    assert done.returncode in (0, 1), "mypy failed to run for %s:\n%s" % (board, out[-2000:])
+    exempt = {name: exempt_lines(text, profile.asm_thumb) for name, text in sources.items()}
+    findings = []
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if not m or m.group("file") not in sources or m.group("code") not in RELEVANT:
+            continue
+        if int(m.group("line")) in exempt[m.group("file")]:
+            continue
+        if any(m.group("file") == f and text in m.group("msg") for f, text, _ in REVIEWED):
+            continue
+        findings.append(line)
+    return findings
+
+
+def firmware_sources():
+    return {p.name: p.read_text() for p in sorted(firmware_dir().glob("*.py"))
+            if not p.name.startswith(("test_", "_")) and p.name != "fwcfg.py"}
+
+
+@pytest.mark.parametrize("board", sorted(STUBS))
+def test_firmware_uses_only_what_the_board_has(board, tmp_path):
+    findings = check_firmware(board, firmware_sources(), tmp_path)
+    assert findings == [], "firmware/ uses what %s lacks:\n%s" % (board, "\n".join(findings))
+
+
+BAD = {
+    "fwbad.py": (
+        "import micropython\n"
+        "import time\n"
+        "def go():\n"
+        "    micropython.kbd_intr(-1)\n"        # exists everywhere: fine
+        "    time.ticks_us()\n"                 # MicroPython time: fine
+        "    time.perf_counter()\n"             # CPython only: must be reported
+        "    import nosuchmodule\n"             # must be reported
+        "try:\n"
+        "    import alsomissing\n"              # guarded: fine
+        "except ImportError:\n"
+        "    pass\n"
+        "@micropython.asm_thumb\n"
+        "def f(r0):\n"
+        "    mov(r0, r1)\n"                     # assembly: fine
+    )
+}
+
+
+@pytest.mark.parametrize("board", ["microbit-v1", "esp32"])
+def test_checker_reports_what_a_board_lacks(board, tmp_path):
+    findings = check_firmware(board, BAD, tmp_path)
+    lines = sorted(int(f.split(":")[1]) for f in findings)
+    assert lines == [6, 7], findings
+
+
+def test_io_backend_flags_follow_the_profile():
+    src = {"m.py": 'from fwcfg import IO\nU = IO == "uart"\nN = 3\nW = BOARD == "esp32"\n'}
+    assert board_constants(src, boards.get_profile("microbit-v1")) == {"U": True, "W": False}
+    assert board_constants(src, boards.get_profile("esp32")) == {"U": False, "W": True}
+
+
+@pytest.mark.parametrize("board, code, lacking", [
+    ("microbit-v1", "import sys\nsys.stdin.buffer.read(1)\n", '"stdin"'),   # V1's sys has no stdin
+    ("esp32", "from microbit import uart\nuart.init(115200)\n", '"microbit"'),
+    ("microbit-v1", 'from fwcfg import IO\nU = IO == "uart"\nif not U:\n    import sys\n'
+                    '    sys.stdin.buffer.read(1)\n', None),                 # dead on a uart board
+])
+def test_board_specific_apis_are_told_apart(board, code, lacking, tmp_path):
+    findings = check_firmware(board, {"fwx.py": code}, tmp_path)
+    if lacking is None:
+        assert findings == []
+    else:
+        assert len(findings) == 1 and lacking in findings[0], findings
