@@ -300,7 +300,7 @@ def format_table(rows) -> str:
 
 # -- the sweep -----------------------------------------------------------------
 
-def _load(dataset, settings):
+def load_dataset(dataset, settings):
     """(X, Y, inputs, outputs) of one dataset, or a UserError with the file's problem."""
     from .data import MIN_TRAIN_ROWS, select
     X, Y = select(dataset.path, settings.inputs, settings.outputs, min_rows=MIN_TRAIN_ROWS)
@@ -336,7 +336,7 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
             if done is not None:
                 rows[ds.name] = done
                 continue
-            data = _load(ds, settings)
+            data = load_dataset(ds, settings)
         except UserError as exc:
             rows[ds.name] = Row(ds.name, status="failed", error=str(exc))
             continue

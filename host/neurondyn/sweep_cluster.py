@@ -16,6 +16,19 @@ from contextlib import contextmanager
 
 from .errors import UserError
 
+# Two Dask worker defaults that cost an anneal (numpy arrays made and dropped in a
+# tight loop) a lot of CPU, measured: MALLOC_TRIM_THRESHOLD_=65536, which Dask puts
+# in every worker's environment, turns off glibc's adaptive mmap threshold (+50 %
+# CPU per task), and the statistical profiler samples the task thread every 10 ms
+# (+30 %).  Without both, a task costs the same CPU in a worker as in a plain loop.
+# Workers of a user's own cluster get the same with these environment variables:
+#   DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None
+#   DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False
+FAST_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                      "distributed.worker.profile.enabled": False}
+FAST_WORKER_ENV = {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_": "None",
+                   "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
 LOOPBACK = "127.0.0.1"
 DASHBOARD_ADDRESS = LOOPBACK + ":8787"
 CONNECT_TIMEOUT_S = 20
@@ -64,10 +77,26 @@ def dask_setup(worker):
         pass
 
 
+def start_local_cluster(workers, dashboard=False, preload=True):
+    """A LocalCluster of ``workers`` single-thread processes, every address on 127.0.0.1."""
+    import dask
+    from distributed import LocalCluster
+    # Without a dashboard the scheduler still serves /health on HTTP; put that on a free
+    # loopback port rather than 8787, which a user's own dashboard may hold.
+    http = ({} if dashboard else
+            {"scheduler_kwargs": {"dashboard": False, "dashboard_address": LOOPBACK + ":0"}})
+    with dask.config.set(FAST_WORKER_CONFIG):     # captured by each nanny, restarts included
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            host=LOOPBACK, scheduler_port=0,
+                            dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
+                            silence_logs=logging.ERROR, preload=[__name__] if preload else [],
+                            **http)
+
+
 @contextmanager
 def open_client(scheduler="local", workers=None, dashboard=False, log=sys.stderr):
     """Yield a connected ``distributed.Client``; close it (and a local cluster) on exit."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     scheduler = check_scheduler(scheduler)
     _quiet_dask_logs()
@@ -81,14 +110,7 @@ def open_client(scheduler="local", workers=None, dashboard=False, log=sys.stderr
                 import bokeh  # noqa: F401  (the dashboard's only extra dependency)
             except ImportError:
                 raise UserError("--dashboard needs bokeh: pip install 'bokeh>=3.1'") from None
-        # Without a dashboard the scheduler still serves /health on HTTP; put that on a free
-        # loopback port rather than 8787, which a user's own dashboard may hold.
-        http = ({} if dashboard else
-                {"scheduler_kwargs": {"dashboard": False, "dashboard_address": LOOPBACK + ":0"}})
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host=LOOPBACK, scheduler_port=0,
-                               dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
-                               silence_logs=logging.ERROR, preload=[__name__], **http)
+        cluster = start_local_cluster(n, dashboard)
         try:
             client = Client(cluster, set_as_default=False)
         except BaseException:
