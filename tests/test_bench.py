@@ -246,3 +246,20 @@ def test_cli_writes_strict_json_and_removes_partials(capsys, tmp_path, monkeypat
     data = json.loads(out.read_text(), parse_constant=no_nan)
     assert "optimizer" in data["suites"] and data["quick"] is True
     assert os.listdir(tmp_path) == ["bench.json"]
+
+
+def test_all_suites_run_survives_a_broken_one(capsys, tmp_path, monkeypatch):
+    import neurondyn.bench as bench_pkg
+    monkeypatch.setattr(bench_pkg, "SUITES", {
+        "optimizer": "neurondyn.bench.optimizer:run",
+        "broken": "neurondyn.bench.table:md_table",            # wrong signature: raises
+        "later": "neurondyn.bench.not_written_yet:run"})
+    monkeypatch.setattr(optimizer, "QUICK_STEPS", 100)
+    out = tmp_path / "all.json"
+    assert cli.main(["bench", "--quick", "--no-progress", "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "### Optimiser" in captured.out
+    assert "suite broken failed" in captured.err and "suite later: not available" in captured.err
+    data = json.loads(out.read_text())
+    assert set(data["suites"]) == {"optimizer"} and set(data["failed"]) == {"broken"}
+    assert set(data["unavailable"]) == {"later"}

@@ -67,7 +67,7 @@ def run(args) -> int:
                        checkpoint=(args.json + ".partial") if args.json else None,
                        progress=not args.no_progress, options={"x_ranges": ranges})
     names = [args.suite] if args.suite else list(SUITES)
-    results, skipped = {}, {}
+    results, skipped, failed = {}, {}, {}
     started = time.time()
     for name in names:
         try:
@@ -79,18 +79,27 @@ def run(args) -> int:
             skipped[name] = str(exc)
             print("suite %s: %s" % (name, exc), file=sys.stderr)
             continue
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception as exc:    # running them all: one broken suite must not lose the rest
+            if args.suite or os.environ.get("NDYN_DEBUG"):
+                raise
+            failed[name] = "%s: %s" % (type(exc).__name__, exc)
+            print("suite %s failed: %s" % (name, failed[name]), file=sys.stderr)
+            continue
         results[name] = result.data
         sys.stdout.write(result.markdown + "\n")
         sys.stdout.flush()
-    if not results:
+    if not results and not failed:
         raise UserError("no benchmark suite is available yet")
     if args.json:
         payload = {"quick": args.quick, "jobs": args.jobs, "wall_seconds": time.time() - started,
-                   "suites": results, "unavailable": skipped}
+                   "suites": results, "unavailable": skipped, "failed": failed}
         atomic_write_text(args.json, json.dumps(_strict(payload), indent=1) + "\n")
         for path in glob.glob(glob.escape(args.json + ".partial") + ".*.jsonl"):
-            os.unlink(path)
-    return 0
+            if not any(os.path.basename(path).endswith(".%s.jsonl" % f) for f in failed):
+                os.unlink(path)     # a failed suite keeps its partial results for the rerun
+    return 1 if failed else 0
 
 
 def _strict(value):
