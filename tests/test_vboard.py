@@ -196,3 +196,30 @@ def test_minify_small_cases_run_the_same(src, capsys):
     keep = ("s", "x", "y", "d")
     assert {k: ns_a[k] for k in keep if k in ns_a} == {k: ns_b[k] for k in keep if k in ns_b}
     assert "only a docstring" not in small and "# c" not in small
+
+
+def test_microbit_flash_snapshot_survives_a_restart(microbit, tmp_path):
+    # what the board writes lives in QEMU's memory only; save_flash keeps it
+    microbit.run("f = open('kept.txt', 'w')\nf.write('still here')\nf.close()")
+    snap = tmp_path / "flash.bin"
+    microbit.vm.save_flash(snap)
+    with MicrobitSession({}, hex_path=None) as fresh:
+        with pytest.raises(ReplError):
+            fresh.run("open('kept.txt').read()")          # a new VM starts from its image
+    vm = MicrobitVM(files={}, flash_state=snap)
+    try:
+        with serial.Serial(vm.port, 115200, timeout=0.2) as ser:
+            from neurondyn.vboard.rawrepl import MICROBIT_LOADER, RawRepl
+            repl = RawRepl(ser, loader=MICROBIT_LOADER)
+            repl.enter()
+            assert repl.exec("print(open('kept.txt').read())").strip() == "still here"
+            assert "helper.py" in repl.exec("import os\nprint(os.listdir())")
+    finally:
+        vm.stop()
+
+
+def test_flash_state_of_wrong_size_is_refused(tmp_path):
+    bad = tmp_path / "flash.bin"
+    bad.write_bytes(b"\xff" * 100)
+    with pytest.raises(UserError, match="not a micro:bit V1 flash state"):
+        MicrobitVM(files={}, flash_state=bad)

@@ -10,7 +10,7 @@ import sys
 import time
 
 from .. import boards, deploy
-from ..errors import DeviceError, UserError
+from ..errors import DeviceError
 
 EMULATED = ("microbit-v1", "mpy-wasm")
 
@@ -22,7 +22,8 @@ def register(subparsers):
     p.add_argument("--board", default="microbit-v1", choices=EMULATED,
                    help="virtual board (default: microbit-v1 under QEMU)")
     p.add_argument("--state", metavar="DIR",
-                   help="mpy-wasm: keep the board's flash in DIR (survives restarts)")
+                   help="keep the board's flash in DIR across restarts (saved when stopped "
+                        "with SIGINT/SIGTERM on the micro:bit; live files on mpy-wasm)")
     p.add_argument("--boot-timeout", type=float, default=60.0, metavar="S",
                    help="seconds to wait for the firmware's handshake (default 60)")
     p.set_defaults(func=run)
@@ -36,13 +37,21 @@ def _on_signal(signum, frame):
     raise _Stop()
 
 
-def start_board(profile, files, state=None):
-    """Boot the virtual board of ``profile`` with ``files``; returns the running VM."""
+MICROBIT_STATE = "microbit-flash.bin"
+
+
+def start_board(profile, files, state=None, fresh=True):
+    """Boot the virtual board of ``profile``; returns the running VM.
+
+    micro:bit with a saved state and ``fresh`` False: boot the flash as it was
+    saved (firmware and model included); otherwise the image holds ``files``.
+    """
     from ..vboard import MicrobitVM, WasmBoard
     if profile.name == "mpy-wasm":
         return WasmBoard(files=files, flash_dir=state)
-    if state:
-        raise UserError("--state is only supported with --board mpy-wasm for now")
+    saved = os.path.join(state, MICROBIT_STATE) if state else None
+    if saved and not fresh and os.path.isfile(saved):
+        return MicrobitVM(files={}, flash_state=saved)
     return MicrobitVM(files=files)
 
 
@@ -53,7 +62,7 @@ def run(args) -> int:
     if ndm_bytes:
         boards.fit_check(profile, ndm_bytes, files)
         files.update(deploy.model_store_files(ndm_bytes, profile))
-        if args.state:
+        if args.state and profile.name == "mpy-wasm":
             # a slot of a higher generation left in the state folder would win
             for name in deploy.store_slot_names(profile):
                 if name not in files:
@@ -65,7 +74,9 @@ def run(args) -> int:
     old_term = signal.signal(signal.SIGTERM, _on_signal)
     vm = None
     try:
-        vm = start_board(profile, files, args.state)
+        if args.state:
+            os.makedirs(args.state, exist_ok=True)
+        vm = start_board(profile, files, args.state, fresh=ndm_bytes is not None)
         if deploy._link() is not None:
             info = deploy.wait_for_hello(vm.port, args.boot_timeout)
             if info is None:
@@ -82,6 +93,10 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if vm is not None:
-            vm.stop()
+            try:
+                if args.state and profile.name != "mpy-wasm" and vm.running:
+                    vm.save_flash(os.path.join(args.state, MICROBIT_STATE))
+            finally:
+                vm.stop()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

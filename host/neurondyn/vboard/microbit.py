@@ -69,6 +69,28 @@ def build_microbit_hex(files: dict, out_path, minify: bool = False) -> Path:
     return Path(out_path)
 
 
+def fs_region():
+    """(start, end) flash addresses of the V1 image's file system."""
+    import micropython_microbit_fs as mfs
+    info = mfs.get_device_info(bundled_hex()[1])
+    return info.fs_start_address, info.fs_end_address
+
+
+def overlay_flash(hex_path, flash_bin) -> None:
+    """Write a saved file-system region (``MicrobitVM.save_flash``) over an image."""
+    from intelhex import IntelHex
+    start, end = fs_region()
+    data = Path(flash_bin).read_bytes()
+    if len(data) != end - start:
+        raise UserError("%s is not a micro:bit V1 flash state (%d bytes, expected %d)"
+                        % (flash_bin, len(data), end - start))
+    ih = IntelHex(str(hex_path))
+    ih.puts(start, data)
+    tmp = str(hex_path) + ".tmp"
+    ih.write_hex_file(tmp)
+    os.replace(tmp, hex_path)
+
+
 def require_qemu() -> str:
     path = shutil.which(QEMU)
     if path is None:
@@ -82,18 +104,24 @@ class MicrobitVM:
     Give either ``hex_path`` (an image to boot) or ``files`` (built into a
     temporary image with the bundled MicroPython; ``minify`` shrinks its ``.py``
     files as build_microbit_hex does). ``icount`` is QEMU's
-    ``-icount shift``: 6 means ~16 MHz like the real nRF51822. ``monitor`` may
-    name a Unix socket path for a QEMU monitor (power-cut / memsave tooling).
+    ``-icount shift``: 6 means ~16 MHz like the real nRF51822.
+
+    Flash persistence (QEMU reloads the image at every start, so files the
+    board wrote are lost with the process): ``save_flash(path)`` snapshots the
+    file-system region through QEMU's monitor -- at any instant, like a power
+    cut would leave it -- and ``flash_state=path`` boots with such a snapshot
+    laid over the image. ``monitor=True`` (implied by ``save_flash``'s needs)
+    opens the monitor on a Unix socket in the VM's temporary folder.
     """
 
-    def __init__(self, hex_path=None, files=None, icount: int = 6, monitor=None,
-                 boot_timeout: float = 20.0, minify: bool = False):
+    def __init__(self, hex_path=None, files=None, icount: int = 6, monitor: bool = True,
+                 boot_timeout: float = 20.0, minify: bool = False, flash_state=None):
         if (hex_path is None) == (files is None):
             raise ValueError("give exactly one of hex_path or files")
         self._tmp = tempfile.mkdtemp(prefix="ndyn-microbit-")
-        self.hex_path = Path(hex_path) if hex_path is not None else Path(self._tmp) / "image.hex"
+        self.hex_path = Path(self._tmp) / "image.hex"
         self.icount = icount
-        self.monitor = monitor
+        self.monitor = str(Path(self._tmp) / "monitor.sock") if monitor else None
         self.boot_timeout = boot_timeout
         self.port = None
         self.proc = None
@@ -101,8 +129,12 @@ class MicrobitVM:
         try:
             if files is not None:
                 build_microbit_hex(files, self.hex_path, minify=minify)
-            elif not self.hex_path.is_file():
-                raise UserError("no such micro:bit image: %s" % self.hex_path)
+            elif not Path(hex_path).is_file():
+                raise UserError("no such micro:bit image: %s" % hex_path)
+            else:
+                shutil.copy(hex_path, self.hex_path)
+            if flash_state is not None:
+                overlay_flash(self.hex_path, flash_state)
             self._start()
         except BaseException:
             self.stop()
@@ -139,6 +171,38 @@ class MicrobitVM:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def monitor_command(self, command: str, timeout: float = 10.0) -> str:
+        """Run one QEMU human-monitor command; return its output."""
+        import socket
+        if not self.monitor or not self.running:
+            raise DeviceError("the virtual micro:bit has no monitor (not running, or monitor=False)")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(self.monitor)
+            buf = b""
+            while not buf.endswith(b"(qemu) "):
+                buf += sock.recv(4096)
+            sock.sendall(command.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"(qemu) "):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        text = buf.decode(errors="replace")
+        return text[:-len("(qemu) ")] if text.endswith("(qemu) ") else text
+
+    def save_flash(self, path) -> None:
+        """Snapshot the board's file-system flash region into ``path`` (atomic)."""
+        start, end = fs_region()
+        tmp = Path(self._tmp) / "flash.bin"
+        out = self.monitor_command('memsave %d %d "%s"' % (start, end - start, tmp))
+        if not tmp.is_file() or tmp.stat().st_size != end - start:
+            raise DeviceError("QEMU did not save the flash: %s" % out.strip()[-200:])
+        from ..fsutil import atomic_write_bytes
+        atomic_write_bytes(path, tmp.read_bytes())
+        tmp.unlink()
 
     def stop(self) -> None:
         """Power off: stop QEMU and remove the temporary files. Safe to call twice."""
