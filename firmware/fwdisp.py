@@ -14,8 +14,11 @@ from fwio import copy, FAST
 
 
 def _gc():
-    # Only where RAM is scarce (the V1): on the MicroPython WASI build an explicit
-    # collect after a try/except in the same frame corrupted the globals pointer.
+    # Only where RAM is scarce (the V1). On the MicroPython WASI build (mpy-wasm)
+    # objects in the upper part of its 1 MB heap get clobbered (a pure-Python
+    # loop that fills the heap crashes the VM; the same with -X heapsize does
+    # not), so there the serving loop collects whenever 128 KB are in use and
+    # allocations stay in the low part of the heap.
     if P.U:
         gc.collect()
 
@@ -26,51 +29,68 @@ class Server:
         self.m = None
         self.q = False
         self.g = bytearray(P.MMAX)
-        self.ml = self.mt = self.un = self.uc = 0
+        self.ml = self.mt = self.un = self.uc = self.s = self.b = self.low = 0
         self.u = None
 
     def install(self, buf, crc):
-        # serve the model in buf; 0 or an error code (old model kept on failure)
-        old = self.m
+        # serve the model in buf; 0 or an error code. The old model is dropped
+        # first (RAM); on failure the last good one is reloaded from fwstore.
+        self.m = self.x = self.y = self.qo = self.qs = None
+        self.q = False
+        _gc()
         m = fwmodel.Model()
-        try:
-            rc = m.load(buf)
-        except MemoryError:
-            m = self.m = self.x = self.y = self.qo = self.qs = None
-            _gc()
-            m = fwmodel.Model()
-            try:
-                rc = m.load(buf)
-            except MemoryError:
-                rc = 6
+        rc = m.load(buf)
         if rc == 0 and crc is not None and m.crc != crc:
             rc = 7
         if rc:
-            m = old
-        self.m = self.x = self.y = self.qo = self.qs = old = None
-        _gc()
-        if m is not None:
-            self.m = m
-            self.x = array('f', [0.0] * m.d_in)
-            self.y = array('f', [0.0] * m.d_out)
-            self.qo = array('f', [0.0] * m.d_in)
-            self.qs = array('f', [0.0] * m.d_in)
-        self.q = False
-        return rc
+            if crc is not None:
+                self.restore()
+            return rc
+        self.m = m
+        self.x = array('f', [0.0] * m.d_in)
+        self.y = array('f', [0.0] * m.d_out)
+        self.qo = array('f', [0.0] * m.d_in)
+        self.qs = array('f', [0.0] * m.d_in)
+        return 0
+
+    def restore(self):
+        b = fwstore.load()
+        if b is not None:
+            self.install(b, None)
 
     def serve(self):
+        # one try around the whole loop, re-entered only after an error
+        while True:
+            try:
+                self.loop()
+                return
+            except MemoryError:
+                rc = 6
+            except OSError:
+                rc = 6
+            except Exception:
+                rc = 9
+            self.ml = 0
+            self.u = None
+            self.L.error(self.s, rc, self.b)
+            if self.m is None:
+                self.restore()
+
+    def loop(self):
         L = self.L
         rx = L.rx
         while True:
+            if not P.U and P.mem_free() < self.low:
+                gc.collect()
             n = L.frame() - 4
             t = rx[0]
-            s = rx[1]
+            s = self.s = rx[1]
             if s == L.last and L.txn:
                 L.st[4] += 1
                 P.wr(L.tx, L.txn)
                 continue
             L.last = s
-            b = t & 0x3F
+            b = self.b = t & 0x3F
             if t & 0x80 or (self.ml and b != self.mt) or self.ml + n > P.MMAX:
                 rc = 4 if t & 0x80 else (9 if self.ml + n <= P.MMAX else 2)
                 self.ml = 0
@@ -84,12 +104,7 @@ class Server:
                 continue
             n = self.ml
             self.ml = 0
-            try:
-                rc = self.infer(s, n) if b == 4 else self.do(b, s, n)
-            except MemoryError:
-                rc = 6
-            except Exception:
-                rc = 9
+            rc = self.infer(s, n) if b == 4 else self.do(b, s, n)
             if rc < 0:
                 return
             if rc:
@@ -244,6 +259,9 @@ def run():
     if b is not None:
         s.install(b, None)
     b = None
-    _gc()
+    gc.collect()
+    s.low = P.mem_free() - 131072
+    if not P.U:
+        gc.disable()
     P.start()
     s.serve()

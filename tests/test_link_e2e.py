@@ -1,0 +1,228 @@
+"""End to end over a real pty on the virtual boards: firmware + link + ``ndyn stream``.
+
+* the firmware's frame kernels inside real MicroPython: current MicroPython
+  (mpy-wasm: the plain-Python fwcobs) and MicroPython 1.9.2 on the virtual
+  micro:bit (the asm_thumb fwcasm), byte-identical to the host's frames;
+* mpy-wasm board (the sys.stdin.buffer backend of ESP32/RP2040/pyboard):
+  stream a 30 -> 12 model's data -> board predictions equal ``Model.predict``
+  within 1e-4 (|host| + rms(host)); bad rows (non-positive input, NaN) are
+  per-row errors and the board keeps serving; int16 inputs; upload of a second
+  model into the running board -> it serves the new model;
+* virtual micro:bit V1 (microbit.uart backend, 64-byte UART buffer): the same
+  stream and parity through the emulated UART, plus heap and device timings.
+"""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+
+from neurondyn import boards, cli, deploy, ndm, protocol as P
+from neurondyn.link import Board
+from neurondyn.model import Model
+from neurondyn.paths import firmware_dir
+from neurondyn.vboard import MicrobitSession, MicrobitVM, WasmBoard, run_on_wasm
+
+
+def power_model(d_in=30, d_out=12, k=6, seed=0):
+    """A crystallised model like the annealer's: k atoms with 2-4 non-zero exponents."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros((k, d_in))
+    for a in range(k):
+        js = rng.choice(d_in, size=rng.integers(2, 5), replace=False)
+        w[a, js] = rng.choice([-2, -1, 1, 2], size=js.size)
+    names = ["s%02d" % j for j in range(d_in)]
+    outs = ["act%d" % i for i in range(d_out)]
+    return Model(np.zeros(d_in), np.ones(d_in), w, rng.uniform(-1, 1, k),
+                 rng.uniform(-2, 2, (k, d_out)), rng.uniform(-1, 1, d_out),
+                 names, outs).rounded_to_float32()
+
+
+def parity_ok(dev, host):
+    rms = np.sqrt(np.mean(host ** 2))
+    return np.abs(dev - host) <= 1e-4 * (np.abs(host) + rms)
+
+
+def write_csv(path, names, rows):
+    with open(path, "w") as fh:
+        fh.write(",".join(["t"] + names) + "\n")
+        for i, r in enumerate(rows):
+            fh.write(",".join([str(i)] + ["" if np.isnan(v) else repr(float(v)) for v in r]) + "\n")
+
+
+def stream(capsys, *argv):
+    code = cli.main(["stream"] + list(argv))
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out.strip().splitlines()[-1]), out.err
+
+
+def sample_rows(n, d_in, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 2.0, size=(n, d_in))
+
+
+# -- frame kernels inside real MicroPython ------------------------------------
+VECTORS = [(1, 0, b""), (4, 7, bytes(range(53))), (0x84, 255, b"\x00" * 20),
+           (0xFF, 3, bytes([0, 1, 2, 0, 0, 255, 254])), (0x81, 9, bytes(range(1, 251)))]
+
+KERNEL_SCRIPT = """
+K = %s
+def frame(t, s, p):
+    raw = bytearray(len(p) + 4)
+    raw[0] = t
+    raw[1] = s
+    for i in range(len(p)):
+        raw[2 + i] = p[i]
+    c = crc16(raw, len(p) + 2)
+    raw[len(p) + 2] = c & 255
+    raw[len(p) + 3] = c >> 8
+    out = bytearray(len(raw) + 6)
+    n = encode(out, raw, len(raw))
+    # read it back the way the board does: scan in chunks, decode, check
+    rx = bytearray(len(raw) + 80)
+    ch = bytearray(7)
+    pos = 0
+    got = -1
+    for a in range(0, n, 7):
+        m = min(7, n - a)
+        for i in range(m):
+            ch[i] = out[a + i]
+        st = 0
+        while st < m:
+            r = scan(rx, pos, ch, st | (m << 8))
+            if not r & 0x800:
+                pos = r & 0x7FF
+                break
+            st = r >> 12
+            k = r & 0x7FF
+            pos = 0
+            if k:
+                d = decode(rx, k)
+                ok = crc16(rx, d - 2) == rx[d - 2] | (rx[d - 1] << 8)
+                got = d if ok else -2
+    cp = bytearray(8)
+    copy(cp, 3, raw, 0 | (4 << 16))
+    print(K, n, ''.join('%%02x' %% out[i] for i in range(n)), got, ''.join('%%02x' %% v for v in cp))
+"""
+
+
+def kernel_calls():
+    return "\n".join("frame(%d, %d, %r)" % (t, s, p) for t, s, p in VECTORS)
+
+
+def check_kernel_output(out, tag):
+    """Each line: tag, wire length, wire hex, decoded length, copy result: as the host says."""
+    rows = [ln.split() for ln in out.strip().splitlines() if ln.startswith(tag)]
+    assert len(rows) == len(VECTORS), out
+    for (t, s, p), row in zip(VECTORS, rows):
+        wire = P.build_frame(t, s, p)
+        assert int(row[1]) == len(wire) and row[2] == wire.hex(), (t, s)
+        assert int(row[3]) == len(p) + 4
+        raw = P.cobs_decode(wire[1:-1])
+        assert row[4] == (b"\x00" * 3 + raw[0:4] + b"\x00").hex()
+
+
+def test_plain_kernels_in_current_micropython():
+    files = {"fwcobs.py": (firmware_dir() / "fwcobs.py").read_bytes()}
+    script = ("from fwcobs import crc16, decode, encode, scan, copy\n"
+              + KERNEL_SCRIPT % "'W'" + kernel_calls() + "\n")
+    check_kernel_output(run_on_wasm(files, script, timeout=60), "W")
+
+
+# -- mpy-wasm board ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wasm_board():
+    model = power_model()
+    blob = ndm.dumps(model)
+    files = deploy.image_files(boards.get_profile("mpy-wasm"), blob)
+    board = WasmBoard(files=files)
+    try:
+        info = deploy.wait_for_hello(board.port, 30)
+        assert info is not None, board.log()
+        yield board, model, blob
+    finally:
+        log = board.log()
+        board.stop()
+        assert "Traceback" not in log, log
+
+
+def test_wasm_stream_parity_and_bad_rows(wasm_board, tmp_path, capsys):
+    board, model, blob = wasm_board
+    rows = sample_rows(40, 30, 1)
+    rows[5, 3] = -0.25            # maps to x <= 0
+    rows[11, 0] = np.nan          # a missing cell
+    rows[12, 7] = 0.0
+    data = tmp_path / "data.csv"
+    write_csv(data, model.inputs, rows)
+    mpath = tmp_path / "m.ndm"
+    mpath.write_bytes(blob)
+    out = tmp_path / "out.csv"
+    summary, err = stream(capsys, "--port", board.port, str(data), "-o", str(out), "--json",
+                          "--model", str(mpath))
+    for key in ("samples", "answered", "errors", "retransmits", "seconds", "samples_per_s",
+                "device_us_per_inference", "wire_bytes_per_sample"):
+        assert key in summary
+    assert summary["samples"] == 40 and summary["errors"] == 3
+    lines = out.read_text().strip().splitlines()
+    assert lines[0].split(",") == model.outputs + ["error"]
+    bad = {5, 11, 12}
+    got = np.full((40, 12), np.nan)
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        if i in bad:
+            assert cells[-1] == "bad input" and all(c == "" for c in cells[:-1])
+        else:
+            assert cells[-1] == ""
+            got[i] = [float(c) for c in cells[:-1]]
+    ok = np.array([i not in bad for i in range(40)])
+    host = model.predict(rows[ok])
+    assert np.all(parity_ok(got[ok], host))
+    assert "3 of 40 rows refused" in err
+    # the board keeps serving after the bad rows
+    with Board.open(board.port) as b:
+        p, s = b.infer(rows[ok][:3])
+        assert not s.any() and np.all(parity_ok(p, host[:3]))
+
+
+def test_wasm_stream_int16(wasm_board, tmp_path, capsys):
+    board, model, blob = wasm_board
+    rows = sample_rows(25, 30, 2)
+    data = tmp_path / "data.csv"
+    write_csv(data, model.inputs, rows)
+    summary, _ = stream(capsys, "--port", board.port, str(data), "--json", "--int16",
+                        "--inputs", ",".join(model.inputs))
+    assert summary["errors"] == 0 and summary["format"] == "int16"
+    # int16 carries half the input bytes of float32
+    summary32, _ = stream(capsys, "--port", board.port, str(data), "--json")
+    assert summary["wire_bytes_per_sample"] < summary32["wire_bytes_per_sample"]
+
+
+def test_wasm_upload_second_model_then_serves_it():
+    first = power_model(d_in=8, d_out=2, k=2, seed=4)
+    files = deploy.image_files(boards.get_profile("mpy-wasm"), ndm.dumps(first))
+    second = power_model(d_in=6, d_out=3, k=3, seed=7)
+    with WasmBoard(files=files) as board:
+        assert deploy.wait_for_hello(board.port, 30) is not None, board.log()
+        with Board.open(board.port) as b:
+            rows = sample_rows(4, 8, 1)
+            p, s = b.infer(rows)
+            assert np.all(parity_ok(p, first.predict(rows)))
+            info = b.upload(ndm.dumps(second))
+            assert (info["d_in"], info["d_out"], info["k"]) == (6, 3, 3)
+            assert info["model_hash"] == ndm.model_hash(ndm.dumps(second))
+            rows = sample_rows(10, 6, 3)
+            p, s = b.infer(rows)
+            assert not s.any() and np.all(parity_ok(p, second.predict(rows)))
+        assert "Traceback" not in board.log(), board.log()
+
+
+# -- virtual micro:bit V1 ------------------------------------------------------
+def test_asm_kernels_in_micropython_1_9_2():
+    names = ("fwcasm.py",)
+    files = {n: (firmware_dir() / n).read_bytes() for n in names}
+    script = ("from fwcasm import crc16, decode, encode, scan, copy\n"
+              + KERNEL_SCRIPT % "'M'" + kernel_calls() + "\n")
+    with MicrobitSession(files) as s:
+        check_kernel_output(s.run(script, timeout=120), "M")
