@@ -33,70 +33,54 @@ def crc(b, n):
 
 
 class Model:
-    def __init__(self, path=None):
-        self.path = path or PATH
-        self.d_in = self.d_out = self.k = 0
-        self.crc = None
+    # d_in, d_out, k, crc (the .ndm CRC-32 trailer = model hash) once loaded
+    d_in = d_out = k = 0
+    crc = None
 
     def load(self, b):
-        # 0, or E_BAD_MODEL (CRC, bounds, values, not quantised); a
-        # MemoryError propagates to the caller
+        # 0 or E_BAD_MODEL (CRC, header, bounds, values, not quantised);
+        # a MemoryError propagates to the caller
         if not isinstance(b, bytearray):
             b = bytearray(b)
-        n = len(b) - 4
-        self.d_in = self.d_out = self.k = 0
-        self.crc = None
-        if self.path != "asm":
+        if PATH != "asm":
             import fwplain
-            return fwplain.load(self, b, n)
-        self.at, self.ro = fwfat.at, fwfro.ro
-        if n < 10:
+            return fwplain.load(self, b, len(b) - 4)
+        n = len(b) - 4
+        if n < 10 or b[:5] != b'NDYN\x01' or b[5] not in (1, 3) or b[9]:
+            return E_BAD_MODEL
+        if not b[6] or not b[7] or crc(b, n) != unpack_from('<I', b, n)[0]:
             return E_BAD_MODEL
         di, do, k = b[6], b[7], b[8]
-        c = unpack_from('<I', b, n)[0]
-        if b[:5] != b'NDYN\x01' or b[5] not in (1, 3) or b[9]:
-            return E_BAD_MODEL
-        if not di or not do or crc(b, n) != c:
-            return E_BAD_MODEL
-        f = bytearray()
-        p = 10 + 8 * di
-        for a in range(k):
-            if p >= n:
-                return E_BAD_MODEL
-            q = p + 1 + 2 * b[p]
-            f += b[p:q]
-            p = q + 4 + 4 * do
         z = [0.0]
-        g = array('f', z * k)
-        o = array('f', z * (2 * di))
-        A = array('f', z * (k * do))
-        y = array('f', z * do)
-        W = array('i', [0] * (2 * di + 2 * k))
-        m = (o, f, g, A, y, W)
+        m = (array('f', z * 2 * di), 0, array('f', z * k), array('f', z * k * do),
+             array('f', z * do), array('i', [0] * 2 * (di + k)))
         T = array('i', [0] * 32)
-        T[0], T[1], T[2] = di, do, k
         for i in range(6):
             T[4 + i] = fwfast.addr(m[i])
         T[3] = T[4]
         T[4] += 4
-        if fwfval.val(T, b, n):
-            return E_BAD_MODEL
-        for a in range(k):
-            g[a] = exp(g[a])
-            if not g[a] < 3.4e38:
-                return E_BAD_MODEL
         fwfast.lib(T)
         fwfastb.lib(T)
-        self.T, self.m = T, m
-        self.d_in, self.d_out, self.k, self.crc = di, do, k, c
+        if fwfval.val(T, b, n):
+            return E_BAD_MODEL
+        f = bytearray(T[14])
+        T[5] = fwfast.addr(f)
+        fwfval.val(T, b, n)
+        g = m[2]
+        for i in range(k):
+            g[i] = exp(g[i])
+            if not g[i] < 3.4e38:
+                return E_BAD_MODEL
+        self.T, self.m, self.f = T, m, f
+        self.d_in, self.d_out, self.k, self.crc = di, do, k, unpack_from('<I', b, n)[0]
         return 0
 
     def infer(self, r, y):
         # r: array('f') of d_in raw values, y: array('f') of d_out (written
-        # only on success) -> 0 or E_BAD_INPUT
+        # only on success) -> 0 or E_BAD_INPUT. No allocation.
         T = self.T
         if fwfch.ch(T, r):
             return E_BAD_INPUT
-        self.at(T)
-        self.ro(T, y)
+        fwfat.at(T)
+        fwfro.ro(T, y)
         return 0

