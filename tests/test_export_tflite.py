@@ -184,3 +184,19 @@ def test_int8_mlp_export_runs_under_both_runtimes():
     assert np.all(want.std(axis=0) > 10 * lsb)           # outputs span many LSBs
     assert np.sqrt(np.mean((lite - want) ** 2)) <= 3 * lsb
     assert np.sqrt(np.mean((lite - want) ** 2)) > 0     # it really is quantised
+
+
+@pytest.mark.parametrize("op", ["LOG", "EXP"])
+def test_tflm_log_and_exp_are_float_only(op):
+    """Why the exported graph is float32: TFLM refuses an int8 LOG or EXP."""
+    from tflite_micro.python.tflite_micro import runtime
+    from neurondyn.tflite_writer import GraphWriter
+    g = GraphWriter()
+    a = g.tensor("a", [1, 4], dtype="int8", scale=0.05, zero_point=-128)
+    b = g.tensor("b", [1, 4], dtype="int8", scale=0.05, zero_point=0)
+    g.op(op, [a], [b], version=2)
+    g.inputs, g.outputs = [a], [b]
+    with pytest.raises(RuntimeError):
+        it = runtime.Interpreter.from_bytes(g.to_bytes(), arena_size=16384)
+        it.set_input(np.ones((1, 4), np.int8), 0)
+        it.invoke()

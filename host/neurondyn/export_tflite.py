@@ -15,9 +15,11 @@ The graph is the log-space forward pass, op for op::
 Why this shape and not the board's integer path: TFLite has no "integer power"
 op, and LOG -> FULLY_CONNECTED -> EXP is exactly ``prod_j x_j^w_kj`` with the
 exponents kept readable as the first layer's weights.  Everything is float32:
-TFLite-Micro's LOG and EXP kernels are float-only (no int8 variant), so this
-graph cannot be fully int8-quantised; it runs on any TFLM target with an FPU
-(or soft-float) and on the full TFLite runtime (ai-edge-litert / tflite-runtime).
+TFLite-Micro's LOG and EXP kernels are float-only (an int8 LOG fails to invoke,
+"input->type != expected_type (INT8 != FLOAT32)"; an int8 EXP fails to prepare;
+tests/test_export_tflite.py checks both), so this graph cannot be int8-quantised
+for TFLM; it runs on any TFLM target with an FPU (or soft-float) and on the full
+TFLite runtime (ai-edge-litert, or tflite-runtime where numpy < 2).
 
 Invalid inputs: TFLite has no per-sample error channel, so an input that maps
 to x_j <= 0 (or NaN/inf) must at least not produce a plausible number.  LOG
