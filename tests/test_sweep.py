@@ -10,6 +10,7 @@ What is checked, and why:
 * Ctrl-C leaves only complete files, and a re-run skips what is done.
 The cluster fixtures use worker processes, as users get them.
 """
+import csv
 import json
 import logging
 import os
@@ -213,9 +214,9 @@ def test_interrupt_leaves_complete_files_and_rerun_resumes(tmp_path, reference):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
     left = sorted(os.listdir(out))
+    assert proc.returncode == 130, (stderr, left)
+    assert "Traceback" not in stderr, stderr
     assert not [f for f in left if f.endswith(".tmp")]
     done = [f[:-4] for f in left if f.endswith(".ndm")]
     assert "coulomb" in done and len(done) < len(names), left
@@ -253,6 +254,48 @@ def test_resume_needs_same_settings_same_data_intact_model(swept, tmp_path):
     blob[12] ^= 0xFF
     open(os.path.join(copy, "ohm.ndm"), "wb").write(bytes(blob))
     assert sweep.finished_row(copy, ds, same, digest) is None
+    # all done: re-running needs no cluster at all (nothing listens on port 9)
+    assert run_cli(*sweep_args(data, out, "--scheduler", "tcp://127.0.0.1:9")) == 2  # broken.csv
+    with open(os.path.join(out, "summary.csv")) as fh:
+        status = sorted(row["status"] for row in csv.DictReader(fh))
+    assert status == ["failed"] + ["resumed"] * len(LAWS)
+
+
+class CountingClient:
+    """The real client, with its scatter() and submit() calls recorded (nothing else changed)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.scattered = []     # one entry per scatter() call: the keys it made
+        self.task_data = {}     # dataset key of each submitted task -> seeds
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def scatter(self, data, **kw):
+        futures = self._client.scatter(data, **kw)
+        self.scattered.append([f.key for f in futures])
+        return futures
+
+    def submit(self, func, data, seed, *args, **kw):
+        self.task_data.setdefault(data.key, []).append(seed)
+        return self._client.submit(func, data, seed, *args, **kw)
+
+
+def test_each_dataset_is_scattered_once_and_shared_by_its_seeds(cluster, good_data, tmp_path,
+                                                                 reference):
+    from distributed import Client
+    settings = sweep.Settings(["a", "b", "c"], ["y"], SEEDS, [SCHEDULE])
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        spy = CountingClient(client)
+        rows = sweep.run_sweep(spy, sweep.find_datasets(good_data), settings, str(tmp_path),
+                               progress=False, log=open(os.devnull, "w"))
+    assert [r.status for r in rows] == ["annealed"] * len(LAWS)
+    assert len(spy.scattered) == len(LAWS) and all(len(k) == 1 for k in spy.scattered)
+    assert sorted(spy.task_data) == sorted(k[0] for k in spy.scattered)
+    assert all(seeds == SEEDS for seeds in spy.task_data.values())
+    for name, ref in reference.items():
+        assert (tmp_path / (name + ".ndm")).read_bytes() == ref["bytes"]
 
 
 # -- pieces ------------------------------------------------------------------------

@@ -254,7 +254,8 @@ def finish_dataset(out_dir, dataset, settings, data_sha256, results) -> Row:
                   "model_crc32": ndm.model_hash(best["ndm"]), "row": asdict(row)},
         "best": {"seed": best["seed"], "schedule": best["schedule"]},
         "runs": [{k: r.get(k) for k in ("seed", "schedule", "k_star", "energy", "loss",
-                                         "saturated", "test_error", "seconds", "attempts",
+                                         "saturated", "test_error", "seconds", "cpu_seconds",
+                                         "attempts",
                                          "error")}
                  for r in results],
         "model": model.to_dict(),
@@ -311,11 +312,15 @@ def _is_lost(future) -> bool:
     return future.status in ("lost", "error", "cancelled")
 
 
-def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=sys.stderr):
-    """Anneal every dataset on ``client``'s cluster; write the outputs; return the summary rows."""
-    from distributed import as_completed
-    from tqdm import tqdm
+@dataclass
+class Plan:
+    """What is left to do: rows already known (done earlier, unreadable) and datasets to run."""
+    rows: dict
+    pending: dict      # dataset name -> {"dataset", "sha", "data"}
 
+
+def plan_sweep(datasets, settings: Settings, out_dir) -> Plan:
+    """Read and check every dataset here, before any cluster is needed; create ``out_dir``."""
     check_settings(settings)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError("%s: exists and is not a folder" % out_dir)
@@ -324,11 +329,7 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
     except OSError as exc:
         raise UserError("%s: cannot create the output folder (%s)"
                         % (out_dir, exc.strerror or exc)) from None
-
-    rows = {}
-    pending = {}      # dataset name -> state of its in-flight tasks
-    runs = settings.runs()
-    token = uuid.uuid4().hex[:8]
+    rows, pending = {}, {}
     for ds in datasets:
         try:
             digest = file_sha256(ds.path)
@@ -340,14 +341,44 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
         except UserError as exc:
             rows[ds.name] = Row(ds.name, status="failed", error=str(exc))
             continue
-        pending[ds.name] = {"dataset": ds, "sha": digest, "data": data,
-                            "results": [None] * len(runs), "attempts": [0] * len(runs)}
+        pending[ds.name] = {"dataset": ds, "sha": digest, "data": data}
+    return Plan(rows, pending)
 
+
+def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=sys.stderr,
+              plan: Plan = None):
+    """Anneal every dataset on ``client``'s cluster; write the outputs; return the summary rows.
+
+    ``client`` may be None when ``plan`` (from ``plan_sweep``) has nothing left to run.
+    """
+    if plan is None:
+        plan = plan_sweep(datasets, settings, out_dir)
+    rows = dict(plan.rows)
+    runs = settings.runs()
+    pending = {name: dict(state, results=[None] * len(runs), attempts=[0] * len(runs))
+               for name, state in plan.pending.items()}
+    if pending and client is None:
+        raise ValueError("run_sweep needs a client: %d dataset(s) to anneal" % len(pending))
+    token = uuid.uuid4().hex[:8]
     n_tasks = len(pending) * len(runs)
     resumed = sum(1 for r in rows.values() if r.status == "resumed")
-    print("sweep: %d dataset(s), %d done earlier, %d unreadable; %d task(s) on %d worker(s)"
+    print("sweep: %d dataset(s), %d done earlier, %d unreadable; %d task(s)%s"
           % (len(datasets), resumed, len(rows) - resumed, n_tasks,
-             len(client.scheduler_info().get("workers", {}))), file=log)
+             " on %d worker(s)" % len(client.scheduler_info().get("workers", {}))
+             if client is not None else ""), file=log)
+    if pending:
+        _execute(client, pending, rows, runs, token, settings, out_dir, progress, log)
+    ordered = [rows[ds.name] for ds in datasets]
+    atomic_write_text(os.path.join(out_dir, SUMMARY_NAME), summary_csv(ordered))
+    return ordered
+
+
+def _execute(client, pending, rows, runs, token, settings, out_dir, progress, log):
+    """Scatter, submit, collect (resubmitting what the cluster loses), write per dataset."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    n_tasks = len(pending) * len(runs)
 
     where = {}        # future -> (dataset name, run index)
     futures = as_completed(loop=client.loop)   # every task, resubmissions included
@@ -410,7 +441,3 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
         bar.close()
         for fut in list(where):
             fut.cancel()
-
-    ordered = [rows[ds.name] for ds in datasets]
-    atomic_write_text(os.path.join(out_dir, SUMMARY_NAME), summary_csv(ordered))
-    return ordered

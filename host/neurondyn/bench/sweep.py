@@ -20,6 +20,10 @@ Measured, each on a fresh output folder:
 * scheduler overhead per task = (t(local, 1 worker) - t(plain loop)) / tasks,
   against the median task time of the plain loop.
 
+CPU per task (measured inside the task, on the worker) does not depend on
+how busy the machine is, unlike wall time: equal CPU in the loop and on the
+workers shows the workers run the task as fast as a plain process.
+
 Every run must give byte-identical ``.ndm`` files (to each other and to the
 plain loop's best-energy choice); the table says so per run.  Targets (issue
 7): speedup >= 1.7 with 2 workers, overhead <= 5 % of the median task.
@@ -90,14 +94,29 @@ def read_models(out_dir) -> dict:
             for f in sorted(os.listdir(out_dir)) if f.endswith(".ndm")}
 
 
+def task_cpu(out_dir) -> list:
+    """CPU seconds of every task of a sweep, from its reports (measured on the workers)."""
+    import json
+    cpu = []
+    for f in sorted(os.listdir(out_dir)):
+        if f.endswith(".report.json"):
+            with open(os.path.join(out_dir, f)) as fh:
+                cpu += [r["cpu_seconds"] for r in json.load(fh)["runs"]
+                        if r.get("cpu_seconds") is not None]
+    return cpu
+
+
 # -- the runs -----------------------------------------------------------------
 
 def plain_loop(folder, cfg):
-    """Every task in this process, one thread: (seconds, task seconds, best .ndm per dataset)."""
+    """Every task in this process, one thread.
+
+    Returns (wall seconds, wall seconds per task, CPU seconds per task, best .ndm per dataset).
+    """
     from threadpoolctl import threadpool_limits
     from ..sweep import choose_best, load_dataset
     from ..sweep_task import anneal_task
-    task_seconds, best = [], {}
+    task_seconds, task_cpu_seconds, best = [], [], {}
     started = time.perf_counter()
     settings, datasets = sweep_inputs(folder, cfg)
     with threadpool_limits(limits=1):
@@ -108,10 +127,11 @@ def plain_loop(folder, cfg):
                 t0 = time.perf_counter()
                 results.append(anneal_task(data, seed, sched, settings.pool, settings.holdout))
                 task_seconds.append(time.perf_counter() - t0)
+                task_cpu_seconds.append(results[-1]["cpu_seconds"])
             pick = choose_best(results)
             if pick is not None:
                 best[ds.name] = pick["ndm"]
-    return time.perf_counter() - started, task_seconds, best
+    return time.perf_counter() - started, task_seconds, task_cpu_seconds, best
 
 
 def _warm_up():
@@ -222,7 +242,7 @@ def run(ctx: BenchContext = None) -> SuiteResult:
             else (lambda msg: None)
 
         say("plain loop over %d tasks" % n_tasks)
-        t_loop, task_seconds, ref = plain_loop(data, cfg)
+        t_loop, task_seconds, loop_cpu, ref = plain_loop(data, cfg)
         runs = {}
         for label, fn in (("local, 1 worker", lambda o: local_run(data, cfg, o, 1)),
                           ("local, 2 workers", lambda o: local_run(data, cfg, o, 2)),
@@ -234,7 +254,8 @@ def run(ctx: BenchContext = None) -> SuiteResult:
             seconds, rows, failed = fn(out)
             models = read_models(out)
             runs[label] = {"seconds": seconds, "datasets": len(rows), "failed": len(failed),
-                           "identical": models == ref and len(models) == len(names)}
+                           "identical": models == ref and len(models) == len(names),
+                           "median_task_cpu_seconds": _median(task_cpu(out))}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -246,6 +267,7 @@ def run(ctx: BenchContext = None) -> SuiteResult:
         "quick": bool(ctx.quick), "datasets": len(names), "seeds": SEEDS, "tasks": n_tasks,
         "schedule": cfg["schedule"], "rows": cfg["rows"], "pool": POOL,
         "plain_loop_seconds": t_loop, "median_task_seconds": median_task,
+        "plain_loop_median_task_cpu_seconds": _median(loop_cpu),
         "runs": runs, "speedup_2_workers": t1 / t2,
         "overhead_per_task_seconds": overhead, "overhead_fraction": overhead / median_task,
         "targets": {"speedup": TARGET_SPEEDUP, "overhead_fraction": TARGET_OVERHEAD},
@@ -253,14 +275,20 @@ def run(ctx: BenchContext = None) -> SuiteResult:
     return SuiteResult("sweep", render(result), result)
 
 
+def _median(values):
+    return float(np.median(values)) if len(values) else None
+
+
 def render(r) -> str:
     title = "### sweep: %d datasets x %d seeds = %d tasks on Dask%s" % (
         r["datasets"], len(r["seeds"]), r["tasks"], " (quick)" if r["quick"] else "")
     base = r["runs"]["local, 1 worker"]["seconds"]
     rows = [["plain loop (no scheduler)", secs(r["plain_loop_seconds"]),
-             "%.2f" % (base / r["plain_loop_seconds"]), "-", "-"]]
+             "%.2f" % (base / r["plain_loop_seconds"]),
+             secs(r["plain_loop_median_task_cpu_seconds"]), "-", "-"]]
     for label, run_ in r["runs"].items():
         rows.append([label, secs(run_["seconds"]), "%.2f" % (base / run_["seconds"]),
+                     secs(run_["median_task_cpu_seconds"]),
                      "%d/%d" % (run_["datasets"] - run_["failed"], r["datasets"]),
                      "yes" if run_["identical"] else "NO"])
     ok_speed = r["speedup_2_workers"] >= TARGET_SPEEDUP
@@ -270,8 +298,8 @@ def render(r) -> str:
         "Schedule %s, %d rows, pool %d, 20 %% hold-out (two anneals per task); "
         "median task %s." % (r["schedule"], r["rows"], r["pool"], secs(r["median_task_seconds"])),
         "",
-        md_table(["run", "wall time", "speed vs 1 worker", "datasets done",
-                  "same .ndm as plain loop"], rows),
+        md_table(["run", "wall time", "speed vs 1 worker", "CPU per task (median)",
+                  "datasets done", "same .ndm as plain loop"], rows),
         "",
         md_table(["measure", "value", "target", "met"], [
             ["speedup, 2 vs 1 local workers", "%.2f x" % r["speedup_2_workers"],

@@ -51,13 +51,20 @@ def run(args) -> int:
         pool=args.pool, holdout=args.holdout)
     sweep.check_settings(settings)
     check_scheduler(args.scheduler)
+    if args.scheduler != "local" and args.workers is not None:
+        raise UserError("--workers applies to --scheduler local only; "
+                        "an existing cluster has the workers it was given")
     datasets = sweep.find_datasets(args.data)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("%s: exists and is not a folder" % args.out)
 
-    with open_client(args.scheduler, args.workers, args.dashboard) as client:
-        rows = sweep.run_sweep(client, datasets, settings, args.out,
-                               progress=not args.no_progress)
+    plan = sweep.plan_sweep(datasets, settings, args.out)   # reads every file first
+    if plan.pending:
+        with open_client(args.scheduler, args.workers, args.dashboard) as client:
+            rows = sweep.run_sweep(client, datasets, settings, args.out,
+                                   progress=not args.no_progress, plan=plan)
+    else:   # all done earlier (or unreadable): no cluster needed
+        rows = sweep.run_sweep(None, datasets, settings, args.out, plan=plan)
     print(sweep.format_table(rows))
     sys.stdout.flush()
     failed = [r for r in rows if r.status == "failed"]
