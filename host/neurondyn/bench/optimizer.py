@@ -48,11 +48,11 @@ from .runner import run_tasks
 from .table import md_table, median
 
 TARGETS = (1e-2, 1e-4, 1e-6)
-GRIDS = {
-    "gd": [10.0 ** (e / 2.0) for e in range(-12, 3)],       # 1e-6 .. 10
-    "adam": [10.0 ** (e / 2.0) for e in range(-8, 1)],      # 1e-4 .. 1
-    "eg": [10.0 ** (e / 2.0) for e in range(-12, 3)],
-    "relgrad": [10.0 ** (e / 2.0) for e in range(-6, 3)],   # 1e-3 .. 10
+GRIDS = {                  # quarter decades
+    "gd": [10.0 ** (e / 4.0) for e in range(-24, 5)],       # 1e-6 .. 10
+    "adam": [10.0 ** (e / 4.0) for e in range(-16, 1)],     # 1e-4 .. 1
+    "eg": [10.0 ** (e / 4.0) for e in range(-24, 5)],
+    "relgrad": [10.0 ** (e / 4.0) for e in range(-12, 5)],  # 1e-3 .. 10
 }
 DEFAULT_RELGRAD_STEP = 0.5
 METHODS = ("gd", "adam", "eg", "relgrad", "relgrad (no tuning)")
@@ -76,7 +76,7 @@ def optimizer_specs(ds, ks, problems, max_steps) -> list:
             for i in range(problems):
                 seed = problem_seed(structure_cell(0, d, K), i)
                 specs.append({"d": d, "K": K, "seed": seed, "max_steps": int(max_steps),
-                              "key": "opt|v1|d%d|K%d|s%d|m%d" % (d, K, seed, max_steps)})
+                              "key": "opt|v2|d%d|K%d|s%d|m%d" % (d, K, seed, max_steps)})
     return specs
 
 
