@@ -118,9 +118,11 @@ def lib(r0):
  bx(lr)
  label(L11)
 
-# crc32(buf, n): CRC-32 (zlib) of the first n bytes of a bytearray.
+# crc32(buf, n, s): CRC-32 (zlib) of bytearray buf[:n] continuing the CRC
+# in s = array('I', [crc]) (0 to start); the result goes back to s[0].
 @micropython.asm_thumb
-def crc32(r0, r1):
+def crc32(r0, r1, r2):
+ mov(r6, r2)
  mov(r3, 0xED)
  lsl(r3, r3, 8)
  add(r3, 0xB8)
@@ -128,7 +130,7 @@ def crc32(r0, r1):
  add(r3, 0x83)
  lsl(r3, r3, 8)
  add(r3, 0x20)
- mov(r2, 0)
+ ldr(r2, [r6, 0])
  mvn(r2, r2)
  label(L0)
  cmp(r1, 0)
@@ -148,4 +150,4 @@ def crc32(r0, r1):
  b(L0)
  label(L3)
  mvn(r0, r2)
-
+ str(r0, [r6, 0])

@@ -12,24 +12,25 @@ E_BAD_INPUT = 5
 E_BAD_MODEL = 7
 try:
     import fwfch
-    import fwfast
-    import fwfastb
-    import fwfat
-    import fwfro
-    import fwfval
     PATH = "asm"
 except (ImportError, SyntaxError):
     PATH = "plain"
-# main.py must import these kernels before this module: nested imports
-# overflow the V1's stack while compiling
+# The other kernels (fwfval fwfast fwfastb fwfat fwfro) are imported where
+# used; main.py must import them all, and fwfch, before this module: the V1
+# compiles sources on import and fails on a fragmented heap or deep stack.
 
 
-def crc(b, n):
-    # CRC-32 (zlib) of the bytearray b[:n] (fwstore checks its slots with it)
+def crc(b, n, s=None):
+    # CRC-32 (zlib) of the bytearray b[:n]; s = array('I', [crc]) continues
+    # a running CRC (fwstore streams its slots through it)
+    s = s or array('I', [0])
     if PATH == "asm":
-        return fwfastb.crc32(b, n) & 0xFFFFFFFF
-    import fwplain
-    return fwplain.crc32(b, n)
+        import fwfastb
+        fwfastb.crc32(b, n, s)
+    else:
+        import fwplain
+        fwplain.crc32(b, n, s)
+    return s[0]
 
 
 class Model:
@@ -45,6 +46,11 @@ class Model:
         if PATH != "asm":
             import fwplain
             return fwplain.load(self, b, len(b) - 4)
+        import fwfast
+        import fwfastb
+        import fwfval
+        import fwfat
+        import fwfro
         n = len(b) - 4
         if n < 10 or b[:5] != b'NDYN\x01' or b[5] not in (1, 3) or b[9]:
             return E_BAD_MODEL
@@ -71,7 +77,7 @@ class Model:
             g[i] = exp(g[i])
             if not g[i] < 3.4e38:
                 return E_BAD_MODEL
-        self.T, self.m, self.f = T, m, f
+        self.T, self.m, self.f, self.at, self.ro = T, m, f, fwfat.at, fwfro.ro
         self.d_in, self.d_out, self.k, self.crc = di, do, k, unpack_from('<I', b, n)[0]
         return 0
 
@@ -81,6 +87,6 @@ class Model:
         T = self.T
         if fwfch.ch(T, r):
             return E_BAD_INPUT
-        fwfat.at(T)
-        fwfro.ro(T, y)
+        self.at(T)
+        self.ro(T, y)
         return 0

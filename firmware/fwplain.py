@@ -11,14 +11,15 @@ _T = (0, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
       0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C)
 
 
-def crc32(buf, n):
-    # CRC-32 (zlib) of buf[:n], a nibble table (16 entries, not 256: RAM)
-    c = 0xFFFFFFFF
+def crc32(buf, n, s):
+    # as fwfastb.crc32: CRC-32 of buf[:n] continuing s[0]; a nibble table
+    # (16 entries, not 256: RAM)
+    c = s[0] ^ 0xFFFFFFFF
     for i in range(n):
         c ^= buf[i]
         c = (c >> 4) ^ _T[c & 15]
         c = (c >> 4) ^ _T[c & 15]
-    return c ^ 0xFFFFFFFF
+    s[0] = c ^ 0xFFFFFFFF
 
 
 def _fl(b, p, n):
@@ -46,7 +47,9 @@ def _parse(m, b, n):
         raise ValueError
     di, do, k = b[6], b[7], b[8]
     c = unpack_from('<I', b, n)[0]
-    if not di or not do or crc32(b, n) != c:
+    s = array('I', [0])
+    crc32(b, n, s)
+    if not di or not do or s[0] != c:
         raise ValueError
     p = 10 + 8 * di
     os = _fl(b, 10, 2 * di)

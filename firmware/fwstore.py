@@ -1,65 +1,60 @@
-# Atomic model slot. The micro:bit fs has no rename, so two slot files hold
-# gen (u32 LE) + .ndm; a save overwrites the older slot with gen+1 and reads it
-# back. A power cut tears at most the slot being written, whose .ndm CRC then
-# fails: load() returns the newest slot whose CRC holds, the old or the new.
-import struct
+# Atomic model slot; the micro:bit fs has no rename. Two slot files ndm_a,
+# ndm_b hold gen (u32) + length (u32) + .ndm. A save streams into the slot
+# NOT holding the newest valid model, with gen + 1, then reads it back. A
+# power cut tears only that slot, whose CRC then fails (CRC-32 over a .ndm
+# and its trailer is always 0x2144DF1C), so load() finds the old or the new.
+from array import array
+from struct import pack, unpack
 import fwmodel
 
 DIR = ""
-SLOTS = ("ndm_a", "ndm_b")
-
-
-def _gen(i):
-    # generation in slot i, or -1 if it is missing or too short
-    try:
-        f = open(DIR + SLOTS[i], "rb")
-        h = f.read(4)
-        f.close()
-    except OSError:
-        return -1
-    return struct.unpack("<I", h)[0] if len(h) == 4 else -1
-
-
-def _read(i):
-    # the .ndm in slot i if its CRC-32 trailer holds, else None
-    try:
-        f = open(DIR + SLOTS[i], "rb")
-        f.read(4)
-        b = bytearray(f.read())
-        f.close()
-    except OSError:
-        return None
-    n = len(b) - 4
-    if n < 10 or fwmodel.crc(b, n) != struct.unpack_from("<I", b, n)[0]:
-        return None
-    return b
-
-
-def load():
-    # bytearray of the last good model, or None
-    g = (_gen(0), _gen(1))
-    for i in ((0, 1) if g[0] >= g[1] else (1, 0)):
-        if g[i] >= 0:
-            b = _read(i)
-            if b is not None:
-                return b
-    return None
-
-
 _w = None
 
 
-def begin(total):
-    # start writing a model of total bytes into the slot not holding the
-    # newest good model; the old one stays loadable until commit
+def _slot(i, keep):
+    # (gen, .ndm bytearray if keep) of slot i; gen -1 if missing or torn
+    try:
+        f = open(DIR + "ndm_" + "ab"[i], "rb")
+    except OSError:
+        return -1, None
+    h = bytearray(8)
+    g = -1
+    if f.readinto(h) == 8:
+        g, n = unpack("<II", h)
+        b = bytearray(n if keep else 32)
+        s = array('I', [0])
+        k = 0
+        while k <= n:
+            r = f.readinto(b)
+            if not r:
+                break
+            fwmodel.crc(b, r, s)
+            k += r
+        if k != n or s[0] != 0x2144DF1C:
+            g = -1
+    f.close()
+    return g, (b if keep and g >= 0 else None)
+
+
+def load():
+    # bytearray of the newest whole, CRC-valid model, or None
+    a = _slot(0, 0)[0]
+    b = _slot(1, 0)[0]
+    if a < 0 and b < 0:
+        return None
+    return _slot(0 if a >= b else 1, 1)[1]
+
+
+def begin(n):
+    # start streaming an n-byte model into the slot not holding the newest
+    # valid one (the running model stays loadable until commit)
     global _w
-    g = (_gen(0), _gen(1))
-    i = 0 if g[0] < g[1] else 1
-    if g[1 - i] >= 0 and _read(1 - i) is None:
-        i = 1 - i
-    f = open(DIR + SLOTS[i], "wb")
-    f.write(struct.pack("<I", (max(g) + 1) & 0xFFFFFFFF))
-    _w = [f, i, 0, total]
+    a = _slot(0, 0)[0]
+    b = _slot(1, 0)[0]
+    i = 1 if a > b else 0
+    f = open(DIR + "ndm_" + "ab"[i], "wb")
+    f.write(pack("<II", max(a, b) + 1, n))
+    _w = [f, i, 0, n, max(a, b) + 1]
 
 
 def write(off, chunk):
@@ -71,17 +66,17 @@ def write(off, chunk):
 
 
 def commit():
-    # close and verify by reading back; True if the new model is the slot now
+    # close and read back; True if the new model is now the one load() gives
     global _w
     w, _w = _w, None
     if w is None:
         return False
     w[0].close()
-    return w[2] == w[3] and _read(w[1]) is not None
+    return w[2] == w[3] and _slot(w[1], 0)[0] == w[4]
 
 
 def save(buf):
-    # persist buf atomically; raises OSError if the read-back fails
+    # persist buf atomically; OSError if the read-back fails
     begin(len(buf))
     write(0, buf)
     if not commit():

@@ -77,11 +77,16 @@ def test_load_accepts_bytes_and_bytearray():
         assert fwmodel.Model().load(buf) == 0
 
 
-def test_crc32_matches_zlib():
-    import fwplain
+def test_crc32_matches_zlib_and_continues():
     data = bytearray(os.urandom(300))
-    assert fwplain.crc32(data, 300) == zlib.crc32(data)
-    assert fwplain.crc32(data, 17) == zlib.crc32(data[:17])
+    assert fwmodel.crc(data, 300) == zlib.crc32(data)
+    assert fwmodel.crc(data, 17) == zlib.crc32(data[:17])
+    s = array("I", [0])
+    fwmodel.crc(data, 100, s)
+    fwmodel.crc(data[100:], 200, s)
+    assert s[0] == zlib.crc32(data)
+    whole = bytearray(data + struct.pack("<I", zlib.crc32(data)))
+    assert fwmodel.crc(whole, len(whole)) == 0x2144DF1C     # the residue fwstore checks
 
 
 def _recrc(body):
@@ -197,10 +202,10 @@ def test_store_torn_write_at_every_offset(store):
     old, new, _ = _blobs()
     fwstore.save(old)
     fwstore.save(old)             # both slots hold old: the next save overwrites one
-    total = 4 + len(new)
+    total = 8 + len(new)
     fwstore.save(new)
     slot = [n for n in os.listdir(store)
-            if open(store / n, "rb").read()[4:] == new][0]
+            if open(store / n, "rb").read()[8:] == new][0]
     full = open(store / slot, "rb").read()
     for cut in range(total + 1):
         with open(store / slot, "wb") as f:
@@ -236,7 +241,7 @@ def test_store_never_overwrites_the_only_good_slot(store):
     fwstore.save(old)
     fwstore.save(new)
     names = sorted(os.listdir(store))
-    newest = [n for n in names if open(store / n, "rb").read()[4:] == new][0]
+    newest = [n for n in names if open(store / n, "rb").read()[8:] == new][0]
     data = open(store / newest, "rb").read()
     with open(store / newest, "wb") as f:      # newest slot torn: old is the good one
         f.write(data[:-3])

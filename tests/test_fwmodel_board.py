@@ -140,6 +140,10 @@ def microbit(case):
     """The virtual micro:bit with the Thumb kernels: fwmodel.PATH is "asm"."""
     files = board_files(case, KERNELS + ["fwmodel"])
     files["bad1.ndm"], files["bad2.ndm"] = corrupted(case[3], case[0].d_in)
+    files["m2.ndm"] = small_model_blob()
+    files["fwmts.py"] = STORE_DRIVER.encode()
+    files["fwmtb.py"] = (BAD_DRIVER % len(case[3])).encode()
+    files["fwstore.py"] = (firmware_dir() / "fwstore.py").read_bytes()
     with MicrobitSession(files) as board:
         yield board
 
@@ -197,14 +201,85 @@ def corrupted(blob, d_in):
     return bytes(flipped), bytes(body) + zlib.crc32(bytes(body)).to_bytes(4, "little")
 
 
+BAD_DRIVER = """import fwmodel
+m = fwmodel.Model()
+b = bytearray(%d)
+for n in ('bad1.ndm', 'bad2.ndm'):
+    f = open(n, 'rb')
+    f.readinto(b)
+    f.close()
+    print(m.load(b), m.d_in)
+"""
+
+
 def test_microbit_refuses_corrupted_model(microbit, case):
     microbit.soft_reset()
     for name in KERNELS + ["fwmodel"]:
         microbit.run("import %s" % name)
-    script = ("m = fwmodel.Model()\nb = bytearray(%d)\nfor n in ('bad1.ndm', 'bad2.ndm'):\n"
-              " f = open(n, 'rb')\n f.readinto(b)\n f.close()\n print(m.load(b), m.d_in)"
-              % len(case[3]))
-    assert microbit.run(script).split() == ["7", "0", "7", "0"]
+    assert microbit.run("import fwmtb").split() == ["7", "0", "7", "0"]
+
+
+def small_model_blob():
+    return ndm.dumps(Model(np.zeros(3), np.ones(3), [[1, -1, 0], [0, 2, 1]], [0.5, -0.2],
+                           [[1.0], [2.0]], [0.1]), names=False)
+
+
+STORE_DRIVER = """import os
+import fwstore
+
+
+def clean():
+    for n in os.listdir():
+        if n.startswith('ndm_'):
+            os.remove(n)
+
+
+def rd(n, k):
+    d = bytearray(k)
+    f = open(n, 'rb')
+    f.readinto(d)
+    f.close()
+    return d
+
+
+def save(n, k):
+    fwstore.save(rd(n, k))
+
+
+def tear():
+    d = rd('ndm_b', 48)
+    f = open('ndm_b', 'wb')
+    f.write(d)
+    f.close()
+
+
+def show():
+    d = fwstore.load()
+    if d is None:
+        print('-')
+    else:
+        print(len(d), d[-4], d[-3], d[-2], d[-1])
+"""
+
+
+def test_microbit_store_survives_a_torn_slot(microbit, case):
+    """fwstore on the micro:bit's own filesystem (no rename, no stat): save two
+    models, tear the newest slot (power cut mid-write), the old one comes back."""
+    microbit.soft_reset()
+    for name in ["fwfastb", "fwfch", "fwmodel", "fwstore"]:   # CRC kernel only
+        microbit.run("import %s" % name)
+    tag = lambda blob: " ".join(str(v) for v in (len(blob),) + tuple(blob[-4:]))
+    m1, m2 = case[3], small_model_blob()
+    microbit.run("import fwmts")
+    microbit.run("fwmts.clean()")
+    seen = [microbit.run("fwmts.show()").strip()]
+    microbit.run("fwmts.save('m.ndm', %d)" % len(m1))
+    seen.append(microbit.run("fwmts.show()").strip())
+    microbit.run("fwmts.save('m2.ndm', %d)" % len(m2))
+    seen.append(microbit.run("fwmts.show()").strip())
+    microbit.run("fwmts.tear()")                  # power cut while writing slot b
+    seen.append(microbit.run("fwmts.show()").strip())
+    assert seen == ["-", tag(m1), tag(m2), tag(m1)]
 
 
 def test_wasm_plain_path(case):
