@@ -32,6 +32,16 @@ RMAX = 200 if U else 250
 rd = wr = None
 
 
+def collect():
+    # Only where RAM is scarce (the V1). On the MicroPython WASI build (mpy-wasm)
+    # a collection deep in the call stack crashed the VM; there fwdisp's serving
+    # loop collects at its top, whenever 128 KB are in use, with the automatic
+    # collection disabled.
+    if U:
+        import gc
+        gc.collect()
+
+
 def start():
     # take the line; binary frames must not raise KeyboardInterrupt (0x03)
     global rd, wr

@@ -6,6 +6,8 @@ import fwio
 import fwproto
 import fwmodel
 import fwstore
+import fwinfer
+import fwcmd
 import fwdisp
 gc.collect()
 fwdisp.run()
