@@ -323,6 +323,22 @@ def test_find_datasets(tmp_path):
             sweep.find_datasets(missing)
 
 
+def test_best_run_is_lowest_energy_first_on_ties_and_failures_are_reported(tmp_path):
+    runs = [{"seed": 0, "energy": 5.0}, {"seed": 1, "energy": 2.0},
+            {"seed": 2, "energy": 2.0}, {"seed": 3, "error": "boom"}]
+    assert sweep.choose_best(runs)["seed"] == 1
+    assert sweep.choose_best([{"seed": 0, "error": "x"}]) is None
+    assert sweep.Settings(["a"], ["y"], [3, 4], ["s1", "s2"]).runs() == \
+        [(3, "s1"), (4, "s1"), (3, "s2"), (4, "s2")]
+    ds = sweep.Dataset("gone", str(tmp_path / "gone.csv"))
+    settings = sweep.Settings(["a"], ["y"], [0, 1])
+    row = sweep.finish_dataset(str(tmp_path), ds, settings, "0" * 64,
+                               [{"seed": 0, "error": "ValueError: bad", "seconds": 1.0},
+                                {"seed": 1, "error": "ValueError: worse", "seconds": 2.0}])
+    assert row.status == "failed" and row.error == "ValueError: bad" and row.seconds == 3.0
+    assert os.listdir(tmp_path) == []          # nothing written for a failed dataset
+
+
 def test_holdout_rows_are_fixed_and_evenly_spread():
     mask = holdout_mask(20, 0.2)
     assert np.flatnonzero(mask).tolist() == [4, 9, 14, 19]

@@ -320,15 +320,10 @@ class Plan:
 
 
 def plan_sweep(datasets, settings: Settings, out_dir) -> Plan:
-    """Read and check every dataset here, before any cluster is needed; create ``out_dir``."""
+    """Read and check every dataset here, before any cluster is needed (nothing is written)."""
     check_settings(settings)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError("%s: exists and is not a folder" % out_dir)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise UserError("%s: cannot create the output folder (%s)"
-                        % (out_dir, exc.strerror or exc)) from None
     rows, pending = {}, {}
     for ds in datasets:
         try:
@@ -353,6 +348,11 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
     """
     if plan is None:
         plan = plan_sweep(datasets, settings, out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise UserError("%s: cannot create the output folder (%s)"
+                        % (out_dir, exc.strerror or exc)) from None
     rows = dict(plan.rows)
     runs = settings.runs()
     pending = {name: dict(state, results=[None] * len(runs), attempts=[0] * len(runs))

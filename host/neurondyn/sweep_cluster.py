@@ -50,6 +50,14 @@ def check_scheduler(text: str) -> str:
     return text
 
 
+def check_dashboard():
+    """The dashboard needs bokeh, which the sweep itself does not: say so before any work."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        raise UserError("--dashboard needs bokeh: pip install 'bokeh>=3.1'") from None
+
+
 def _quiet_dask_logs(level=logging.ERROR):
     """Dask logs every worker restart; the sweep reports what matters itself.
 
@@ -106,10 +114,7 @@ def open_client(scheduler="local", workers=None, dashboard=False, log=sys.stderr
         if n < 1:
             raise UserError("--workers must be at least 1")
         if dashboard:
-            try:
-                import bokeh  # noqa: F401  (the dashboard's only extra dependency)
-            except ImportError:
-                raise UserError("--dashboard needs bokeh: pip install 'bokeh>=3.1'") from None
+            check_dashboard()
         cluster = start_local_cluster(n, dashboard)
         try:
             client = Client(cluster, set_as_default=False)

@@ -43,7 +43,7 @@ def register(subparsers):
 def run(args) -> int:
     from .. import sweep
     from ..data import parse_names
-    from ..sweep_cluster import check_scheduler, open_client
+    from ..sweep_cluster import check_dashboard, check_scheduler, open_client
 
     settings = sweep.Settings(
         inputs=parse_names(args.inputs, "--inputs"), outputs=parse_names(args.outputs, "--outputs"),
@@ -54,6 +54,11 @@ def run(args) -> int:
     if args.scheduler != "local" and args.workers is not None:
         raise UserError("--workers applies to --scheduler local only; "
                         "an existing cluster has the workers it was given")
+    if args.dashboard:
+        if args.scheduler != "local":
+            raise UserError("--dashboard applies to --scheduler local only; an existing "
+                            "cluster's dashboard is wherever its scheduler serves it")
+        check_dashboard()
     datasets = sweep.find_datasets(args.data)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("%s: exists and is not a folder" % args.out)
