@@ -7,8 +7,11 @@ What is checked, and why:
 * a bad file becomes a summary row with its error, the others still finish;
 * a worker killed mid-sweep (SIGKILL, like a crashed machine) costs nothing
   but time: every dataset completes with the same bytes;
-* Ctrl-C leaves only complete files, and a re-run skips what is done.
-The cluster fixtures use worker processes, as users get them.
+* Ctrl-C leaves only complete files, and a re-run skips what is done;
+* each dataset is scattered once and shared by its seeds' tasks;
+* a cluster of separate `dask scheduler` / `dask worker` processes on
+  127.0.0.1 (the multi-machine path) gives the same files.
+The cluster fixtures use worker processes, as users get them; every address is 127.0.0.1.
 """
 import csv
 import json
@@ -296,6 +299,19 @@ def test_each_dataset_is_scattered_once_and_shared_by_its_seeds(cluster, good_da
     assert all(seeds == SEEDS for seeds in spy.task_data.values())
     for name, ref in reference.items():
         assert (tmp_path / (name + ".ndm")).read_bytes() == ref["bytes"]
+
+
+def test_loopback_cluster_of_separate_processes(good_data, reference, tmp_path):
+    """`dask scheduler` + 2 x `dask worker` on 127.0.0.1 (as users start them): same files."""
+    from neurondyn.bench.sweep import loopback_cluster
+    out = str(tmp_path / "out")
+    with loopback_cluster(str(tmp_path)) as address:
+        assert address.startswith("tcp://127.0.0.1:")
+        proc = subprocess.run([NDYN, *sweep_args(good_data, out, "--scheduler", address)],
+                              capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    for name, ref in reference.items():
+        assert open(os.path.join(out, name + ".ndm"), "rb").read() == ref["bytes"], name
 
 
 # -- pieces ------------------------------------------------------------------------

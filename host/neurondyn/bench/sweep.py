@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -192,8 +193,13 @@ def _stop(procs):
             p.wait()
 
 
-def loopback_run(folder, cfg, out_dir, log_dir):
-    """A scheduler and two workers as separate processes, every address 127.0.0.1."""
+@contextmanager
+def loopback_cluster(log_dir, workers=2):
+    """``dask scheduler`` + ``workers`` x ``dask worker`` as separate processes on 127.0.0.1.
+
+    Yields the scheduler address once every worker has joined; stops the
+    processes (by pid) on exit.  Their logs go to ``log_dir``.
+    """
     from distributed import Client
     port = _free_port()
     address = "tcp://127.0.0.1:%d" % port
@@ -205,7 +211,7 @@ def loopback_run(folder, cfg, out_dir, log_dir):
             _dask_cli() + ["scheduler", "--host", "127.0.0.1", "--port", str(port)] + quiet,
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(log_dir, "scheduler.log"), "w"),
             env=env))
-        for i in range(2):
+        for i in range(workers):
             procs.append(subprocess.Popen(
                 _dask_cli() + ["worker", address, "--host", "127.0.0.1", "--nworkers", "1",
                                "--nthreads", "1"] + quiet,
@@ -221,16 +227,30 @@ def loopback_run(folder, cfg, out_dir, log_dir):
                     raise RuntimeError("the loopback scheduler did not start (see %s)" % log_dir)
                 time.sleep(0.5)
         with client:
-            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
-            return timed_sweep(client, folder, cfg, out_dir)
+            client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
+        yield address
     finally:
         _stop(procs)
 
 
+def loopback_run(folder, cfg, out_dir, log_dir):
+    """The sweep on a loopback cluster of separate processes (the multi-machine path)."""
+    from distributed import Client
+    with loopback_cluster(log_dir) as address, Client(address, set_as_default=False) as client:
+        return timed_sweep(client, folder, cfg, out_dir)
+
+
 # -- the suite ----------------------------------------------------------------
 
-def run(ctx: BenchContext = None) -> SuiteResult:
+def run(ctx: BenchContext = None, quick=None) -> SuiteResult:
+    """The suite (registry convention: ``run(ctx)``); ``run(quick=True)`` works too.
+
+    The result's ``markdown`` is the table, ``data`` the numbers (``--json``).
+    """
     ctx = ctx or BenchContext()
+    if quick is not None:
+        ctx = BenchContext(quick=bool(quick), jobs=ctx.jobs, checkpoint=ctx.checkpoint,
+                           progress=ctx.progress, options=ctx.options)
     cfg = QUICK if ctx.quick else FULL
     work = tempfile.mkdtemp(prefix="ndyn-bench-sweep-")
     try:
