@@ -260,3 +260,34 @@ def test_store_streaming_rejects_out_of_order(store):
         fwstore.write(3, new[3:])
     fwstore._w[0].close()
     fwstore._w = None
+
+
+# -- the device benchmark's host-side pieces -----------------------------------
+
+def test_mlp_baseline_firmware_matches_folded_sklearn_weights(tmp_path, monkeypatch):
+    from neurondyn.bench import device
+    import fwmlp
+    rng = np.random.default_rng(5)
+    m = device.make_model(4, 2, 2, (1, 2), rng)
+    xtr, ytr, xte, yte = device.make_task(m, rng, n_train=300, n_test=50)
+    mlp, _ = device.train_mlp(xtr, ytr, xte, yte, target=0.0, quick=True)
+    (tmp_path / "m.bin").write_bytes(device.mlp_blob(mlp["weights"]))
+    monkeypatch.chdir(tmp_path)
+    net = fwmlp.MLP()
+    net.load("m.bin")
+    y = array("f", [0.0, 0.0])
+    for row in xte[:10]:
+        net.infer(array("f", row), y)
+        host = device.mlp_forward(mlp["weights"], row[None])[0]
+        assert np.allclose(list(y), host, rtol=1e-4, atol=1e-4 * np.abs(host).max())
+
+
+def test_link_bound_counts_frames_of_the_protocol():
+    from neurondyn.bench import device
+    from neurondyn.protocol import wire_size
+    per_s, = [device.link_bound(30, 12, False)[1]]
+    # 2 samples a message: 241-byte request in 5 fragments (4 ACKs back), 98-byte reply
+    wire = 4 * wire_size(53) + wire_size(241 - 4 * 53) + 4 * wire_size(0) + wire_size(98)
+    assert device.link_bound(30, 12, False)[0] == wire / 2
+    assert per_s == 11520.0 * 2 / wire
+    assert device.link_bound(30, 12, True)[1] > per_s       # int16 halves the request bytes
