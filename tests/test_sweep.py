@@ -215,6 +215,8 @@ def test_interrupt_leaves_complete_files_and_rerun_resumes(tmp_path, reference):
     deadline = time.monotonic() + 120
     while not os.path.exists(first) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    if proc.poll() is not None:
+        pytest.fail("the sweep ended before it could be interrupted: %r" % (proc.communicate(),))
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     left = sorted(os.listdir(out))
