@@ -28,9 +28,10 @@ def toy_firmware(tmp_path, monkeypatch):
     firmware's size; the real firmware is flashed in the end-to-end tests below."""
     folder = tmp_path / "fw"
     folder.mkdir()
-    (folder / "main.py").write_text("# toy firmware\nimport fwcfg\nprint('TOY', fwcfg.BOARD)\n")
-    (folder / "fwtoy.py").write_text('"""Docstring."""\nX = 1  # comment\n')
-    (folder / "test_fwtoy.py").write_text("assert True\n")
+    (folder / "main.py").write_text("# toy firmware\nimport fwcfg\nimport fwtoy\nprint('TOY', fwcfg.BOARD)\n")
+    (folder / "fwtoy.py").write_text('"""Docstring."""\nX = 1  # comment\ntry:\n    import fwdeep\nexcept ImportError:\n    pass\n')
+    (folder / "fwdeep.py").write_text("Y = 2\n")
+    (folder / "fwbench.py").write_text("Z = 3  # a host-side helper main.py never imports\n")
     monkeypatch.setattr(deploy, "firmware_dir", lambda: folder)
     return folder
 
@@ -50,8 +51,10 @@ def test_hex_image_holds_firmware_config_and_model(tmp_path, toy_firmware, model
     expected = deploy.image_files(profile, model_file.read_bytes())
     assert files == expected
     assert b"IO = 'uart'" in files["fwcfg.py"]
-    assert files["main.py"] == b"\nimport fwcfg\nprint('TOY', fwcfg.BOARD)\n"   # minified
-    assert files["fwtoy.py"] == b"0\nX = 1\n" and "test_fwtoy.py" not in files
+    assert files["main.py"] == b"\nimport fwcfg\nimport fwtoy\nprint('TOY', fwcfg.BOARD)\n"  # minified
+    assert files["fwtoy.py"].startswith(b"0\nX = 1\n")
+    assert "fwdeep.py" in files                # reached through a guarded import
+    assert "fwbench.py" not in files           # never imported by main.py: stays on the host
     # the model travels byte for byte in whatever file(s) the firmware's store uses
     assert any(model_file.read_bytes() in content for content in files.values())
 
@@ -124,6 +127,7 @@ import time
 from pathlib import Path
 
 from neurondyn.link import Board
+from neurondyn.vboard import WasmBoard
 
 NDYN = str(Path(sys.executable).with_name("ndyn"))
 
@@ -236,3 +240,23 @@ def test_emulate_with_model_replaces_the_model_in_a_state_dir(tmp_path, model_fi
                 board.upload(path.read_bytes())      # bumps the slot generation on the board
         finally:
             assert emu.stop() == 0, emu.stderr
+def test_flash_plain_stdin_board_over_mpremote(tmp_path, model_file):
+    """A plain-MicroPython board of the ESP32 kind (mpy-wasm with a raw REPL):
+    `ndyn flash --board esp32` installs firmware + model with mpremote's
+    library, soft-resets, and our firmware answers as an esp32."""
+    data = model_file.read_bytes()
+    with WasmBoard(files={}, raw_repl=True) as vm:
+        out = subprocess.run([NDYN, "flash", str(model_file), "--board", "esp32",
+                              "--port", vm.port, "--json"], capture_output=True, timeout=300)
+        assert out.returncode == 0, out.stderr.decode() + vm.log()
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert result["method"] == "mpremote"
+        assert result["hello"]["board"] == "esp32"
+        assert result["hello"]["model_hash"] == ndm.model_hash(data)
+        files = sorted(p.name for p in vm.flash_dir.iterdir())
+        assert "main.py" in files and "fwcfg.py" in files
+        assert b"IO = 'stdin'" in (vm.flash_dir / "fwcfg.py").read_bytes()
+        with Board.open(vm.port) as board:
+            rows = np.array([[1.0, 2.0, 3.0]])
+            preds, status = board.infer(rows)
+        assert status[0] == 0 and np.allclose(preds, ndm.loads(data).predict(rows), rtol=1e-6)

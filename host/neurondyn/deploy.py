@@ -41,40 +41,70 @@ def fwcfg_source(profile) -> str:
             "BOARD = %r\nIO = %r\nBAUD = %d\n" % (profile.name, profile.name, profile.io, profile.baud))
 
 
+def imported_modules(source: str) -> set:
+    """Top-level module names a source imports anywhere (try blocks and functions too)."""
+    import ast
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def firmware_closure(folder) -> list:
+    """firmware/ modules reachable from main.py by imports (main.py first).
+
+    Helpers that main.py never reaches (bench baselines, test scripts) stay
+    on the host: the micro:bit has 29 KB for every file.
+    """
+    folder = Path(folder)
+    if not (folder / "main.py").is_file():
+        raise UserError("firmware is incomplete: %s has no main.py" % folder)
+    seen, todo = [], ["main"]
+    while todo:
+        name = todo.pop(0)
+        path = folder / (name + ".py")
+        if name in seen or name == "fwcfg" or not path.is_file():
+            continue
+        seen.append(name)
+        todo.extend(sorted(imported_modules(path.read_text(encoding="utf-8"))))
+    return [n + ".py" for n in seen]
+
+
 def firmware_files(profile, folder=None) -> dict:
     """Firmware sources to install (name -> bytes), with this board's fwcfg.py.
 
-    Every top-level ``firmware/*.py`` except tests (``test_*``) and private
-    helpers (``_*``); ``fwcfg.py`` is always generated for the board. On the
-    micro:bit (29 KB of files) sources are minified, line numbers kept.
+    The modules main.py reaches by imports (see firmware_closure), plus a
+    generated ``fwcfg.py``. On the micro:bit (29 KB of files) sources are
+    minified, line numbers kept.
     """
     from .vboard.minify import minify_checked
     folder = Path(folder) if folder else firmware_dir()
     files = {}
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith(("test_", "_")) or path.name == "fwcfg.py":
-            continue
-        data = path.read_bytes()
+    for name in firmware_closure(folder):
+        data = (folder / name).read_bytes()
         if profile.fs_kind == "microbit":
-            data = minify_checked(data.decode("utf-8"), path.name).encode("utf-8")
-        files[path.name] = data
-    if "main.py" not in files:
-        raise UserError("firmware is incomplete: %s has no main.py" % folder)
+            data = minify_checked(data.decode("utf-8"), name).encode("utf-8")
+        files[name] = data
     files["fwcfg.py"] = fwcfg_source(profile).encode("utf-8")
     return files
 
 
-def _run_store(ndm_bytes: bytes, profile, folder: Path):
-    """Save ``ndm_bytes`` with the firmware's fwstore under CPython; (files, slot names)."""
+def _run_store(ndm_bytes: bytes, profile, folder: Path, saves: int = 1) -> dict:
+    """Save ``ndm_bytes`` ``saves`` times with the firmware's fwstore under CPython.
+
+    Returns the files the store left behind (name -> bytes).
+    """
     with tempfile.TemporaryDirectory(prefix="ndyn-store-") as tmp:
         Path(tmp, "fwcfg.py").write_text(fwcfg_source(profile))
-        Path(tmp, "_in.ndm").write_bytes(ndm_bytes or b"")
+        Path(tmp, "_in.ndm").write_bytes(ndm_bytes)
         code = ("import sys; sys.path[:0] = [%r, %r]\n"
                 "import fwstore\n"
-                "if %r:\n"
-                "    fwstore.save(open('_in.ndm', 'rb').read())\n"
-                "print(repr(list(getattr(fwstore, 'SLOTS', []))))\n"
-                % (tmp, str(folder), ndm_bytes is not None))
+                "for _ in range(%d):\n"
+                "    fwstore.save(bytearray(open('_in.ndm', 'rb').read()))\n"
+                % (tmp, str(folder), saves))
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True,
                               timeout=60)
         if done.returncode != 0:
@@ -85,9 +115,7 @@ def _run_store(ndm_bytes: bytes, profile, folder: Path):
         for path in Path(tmp).iterdir():
             if path.is_file() and path.name not in ("fwcfg.py", "_in.ndm"):
                 out[path.name] = path.read_bytes()
-        import ast
-        slots = ast.literal_eval(done.stdout.decode().strip().splitlines()[-1])
-        return out, list(slots) or sorted(out)
+        return out
 
 
 def model_store_files(ndm_bytes: bytes, profile, folder=None) -> dict:
@@ -101,15 +129,22 @@ def model_store_files(ndm_bytes: bytes, profile, folder=None) -> dict:
     folder = Path(folder) if folder else firmware_dir()
     if not (folder / "fwstore.py").is_file():
         return {MODEL_FILE: bytes(ndm_bytes)}
-    return _run_store(ndm_bytes, profile, folder)[0]
+    return _run_store(bytes(ndm_bytes), profile, folder)
 
 
 def store_slot_names(profile, folder=None) -> list:
-    """Every file name the firmware's model store may use (to clear stale slots)."""
+    """Every file name the firmware's model store uses (to clear stale slots).
+
+    Found by saving a tiny model three times with the real fwstore: a store
+    that alternates slots shows all of them.
+    """
     folder = Path(folder) if folder else firmware_dir()
     if not (folder / "fwstore.py").is_file():
         return [MODEL_FILE]
-    return _run_store(None, profile, folder)[1]
+    from .model import Model
+    from .ndm import dumps
+    tiny = dumps(Model([0.0], [1.0], [[1.0]], [0.0], [[1.0]], [0.0]), names=False)
+    return sorted(_run_store(tiny, profile, folder, saves=3))
 
 
 def image_files(profile, ndm_bytes=None) -> dict:

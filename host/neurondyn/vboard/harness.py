@@ -21,7 +21,7 @@ import serial
 
 from .microbit import MicrobitVM
 from .rawrepl import MICROBIT_LOADER, RawRepl
-from .wasm import run_script_on_wasm
+from .wasm import HEAP, run_script_on_wasm
 
 
 class MicrobitSession:
@@ -79,6 +79,10 @@ def run_on_microbit(files: dict, script: str, timeout: float = 60.0, minify: boo
         return board.run(script, timeout=timeout)
 
 
-def run_on_wasm(files: dict, script: str, timeout: float = 60.0) -> str:
-    """Run ``script`` on a fresh mpy-wasm board with ``files``; return its output."""
-    return run_script_on_wasm(files, script, timeout=timeout)
+def run_on_wasm(files: dict, script: str, timeout: float = 60.0, heap: str = HEAP) -> str:
+    """Run ``script`` on a fresh mpy-wasm board with ``files``; return its output.
+
+    ``heap`` is MicroPython's heap size (default 64M, see vboard.wasm.HEAP;
+    None: the port's 1 MB default).
+    """
+    return run_script_on_wasm(files, script, timeout=timeout, heap=heap)

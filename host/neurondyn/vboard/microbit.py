@@ -118,6 +118,7 @@ class MicrobitVM:
                  boot_timeout: float = 20.0, minify: bool = False, flash_state=None):
         if (hex_path is None) == (files is None):
             raise ValueError("give exactly one of hex_path or files")
+        require_qemu()        # before any work: the clearest error first
         self._tmp = tempfile.mkdtemp(prefix="ndyn-microbit-")
         self.hex_path = Path(self._tmp) / "image.hex"
         self.icount = icount

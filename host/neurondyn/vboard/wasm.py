@@ -22,6 +22,12 @@ from pathlib import Path
 from ..errors import DeviceError
 
 CHILD = Path(__file__).resolve().parent / "_wasm_child.py"
+# MicroPython heap of the virtual board. This WASI build traps (out-of-bounds
+# access, measured) when its garbage collector runs while a function with an
+# active try/except is in a loop -- exactly a serving loop. A heap this large
+# means no collection ever runs in a test or a demo-sized stream; the port's
+# default (1 MB) collects after a few thousand frames.
+HEAP = "64M"
 
 
 def write_flash(folder, files: dict) -> None:
@@ -38,12 +44,16 @@ class WasmBoard:
     """A running MicroPython-on-wasmtime board. Context manager; ``.port`` is its pty.
 
     ``files`` are put on its flash before boot; like a real board it runs
-    ``main.py`` if present, else MicroPython's REPL. ``flash_dir`` keeps the
+    ``main.py`` if present, else MicroPython's REPL. ``raw_repl=True`` makes
+    it behave like a plain ESP32 / RP2040 / pyboard for mpremote: a raw REPL
+    (``_mpy_repl.py``, the WASI port's REPL has none) that runs ``main.py`` at
+    boot and after every soft reboot. ``flash_dir`` keeps the
     flash in a folder of yours (persistent across boots, e.g. ``--state``);
     without it a temporary folder is used and removed by ``stop()``.
     """
 
-    def __init__(self, files=None, flash_dir=None, boot_timeout: float = 10.0):
+    def __init__(self, files=None, flash_dir=None, boot_timeout: float = 10.0,
+                 raw_repl: bool = False, heap: str = HEAP):
         self._tmp = tempfile.mkdtemp(prefix="ndyn-wasm-")
         self.flash_dir = Path(flash_dir) if flash_dir else Path(self._tmp) / "flash"
         self.flash_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +61,8 @@ class WasmBoard:
         self.proc = None
         self.port = None
         self._slave_fd = None
+        self.raw_repl = raw_repl
+        self.heap = heap
         try:
             write_flash(self.flash_dir, files or {})
             self._start()
@@ -64,8 +76,12 @@ class WasmBoard:
             # Raw before anyone writes: no echo, no CR/LF translation, 8-bit clean.
             tty.setraw(slave)
             self.port = os.ttyname(slave)
-            argv = [sys.executable, str(CHILD), str(self.flash_dir)]
-            if (self.flash_dir / "main.py").is_file():
+            argv = [sys.executable, str(CHILD)] + (["--heap", self.heap] if self.heap else [])
+            argv.append(str(self.flash_dir))
+            if self.raw_repl:
+                shutil.copy(Path(__file__).with_name("_mpy_repl.py"), self.flash_dir / "_mpy_repl.py")
+                argv.append("_mpy_repl.py")
+            elif (self.flash_dir / "main.py").is_file():
                 argv.append("main.py")
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(argv, stdin=master, stdout=master, stderr=log,
@@ -123,7 +139,7 @@ class WasmBoard:
             pass
 
 
-def run_script_on_wasm(files: dict, script: str, timeout: float = 60.0) -> str:
+def run_script_on_wasm(files: dict, script: str, timeout: float = 60.0, heap: str = HEAP) -> str:
     """Run ``script`` on a fresh mpy-wasm board with ``files`` on its flash; return stdout.
 
     Plain execution (no pty): the script is saved as a file and run as the
@@ -138,7 +154,8 @@ def run_script_on_wasm(files: dict, script: str, timeout: float = 60.0) -> str:
         name = "_ndyn_run.py"
         (flash / name).write_text(script)
         try:
-            done = subprocess.run([sys.executable, str(CHILD), str(flash), name],
+            heap_opt = ["--heap", heap] if heap else []
+            done = subprocess.run([sys.executable, str(CHILD)] + heap_opt + [str(flash), name],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise TimeoutError("script on mpy-wasm did not finish within %.0f s (output %r)"
