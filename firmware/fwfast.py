@@ -3,7 +3,7 @@
 # T = array('i', 32): 0 d_in 1 d_out 2 K 3 &o 4 &s (o/s interleaved) 5 &fac
 # 6 &gains 7 &readout 8 &bias 9 &W (x then phi, as M,E), 10-19 scratch,
 # 20-24 entries UNP MUL ADD RCP PCK, 25-28 saved r8-r11, 29 entry FLT.
-# UNP: r0 float bits -> r0 M, r1 E, r2 exponent field. MUL, ADD: (r0,r1) op
+# UNP: float32 at address r0 (any alignment) -> r0 M, r1 E, r2 exponent field. MUL, ADD: (r0,r1) op
 # (r2,r3) -> (r0,r1). RCP: 1/(r0,r1). PCK: (r0,r1) -> r0 float bits.
 # Callers: ldr(r4, [T, 80..]) + bl to a bx(r4). One-space indents and no
 # comments inside: the V1 holds a module's source in RAM while compiling.
@@ -30,6 +30,17 @@ def lib(r0):
  str(r1, [r0, 88])
  b(L17)
  label(L1)
+ ldrb(r3, [r0, 3])
+ lsl(r3, r3, 24)
+ ldrb(r2, [r0, 2])
+ lsl(r2, r2, 16)
+ orr(r3, r2)
+ ldrb(r2, [r0, 1])
+ lsl(r2, r2, 8)
+ orr(r3, r2)
+ ldrb(r2, [r0, 0])
+ orr(r3, r2)
+ mov(r0, r3)
  lsl(r3, r0, 9)
  lsr(r3, r3, 9)
  lsl(r2, r0, 1)

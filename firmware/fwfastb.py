@@ -1,5 +1,5 @@
 # More Thumb kernels of fwmodel (format and T: fwfast.py); FLT (for fwfval,
-# r7 = T): r3 float32 from bytes at r6 to words at r4, Z set if all finite.
+# r7 = T): checks r3 float32 at r6 (to words at r4 unless 0), Z set if all finite.
 import micropython
 
 # lib(T): store the entries of RCP, PCK, FLT in T[23], T[24], T[29].
@@ -101,8 +101,11 @@ def lib(r0):
  ldrb(r1, [r6, 3])
  lsl(r1, r1, 24)
  orr(r0, r1)
+ cmp(r4, 0)
+ beq(L24)
  str(r0, [r4, 0])
  add(r4, 4)
+ label(L24)
  add(r6, 4)
  lsl(r0, r0, 1)
  lsr(r0, r0, 24)

@@ -1,5 +1,6 @@
 # Kernel 2 of the Thumb forward pass: at(T): phi_k = g_k * prod_j x_j^w_kj
-# into W after the inputs (numerator and denominator, then one reciprocal).
+# into W after the inputs (numerator and denominator, then one reciprocal),
+# walking the atoms in the .ndm; W after phi gets each atom's readout address.
 import micropython
 
 @micropython.asm_thumb
@@ -23,11 +24,16 @@ def at(r0):
  ldr(r0, [r7, 24])
  mov(r9, r0)
  ldr(r6, [r7, 8])
+ lsl(r2, r6, 3)
+ add(r1, r1, r2)
+ ldr(r0, [r7, 36])
+ add(r0, r0, r1)
+ str(r0, [r7, 64])
  cmp(r6, 0)
  beq(L6)
  label(L0)
  mov(r3, r9)
- ldr(r0, [r3, 0])
+ mov(r0, r3)
  add(r3, 4)
  mov(r9, r3)
  ldr(r4, [r7, 80])
@@ -88,6 +94,16 @@ def at(r0):
  mov(r11, r0)
  bne(L1)
  label(L4)
+ mov(r3, r8)
+ add(r3, 4)
+ ldr(r2, [r7, 64])
+ str(r3, [r2, 0])
+ add(r2, 4)
+ str(r2, [r7, 64])
+ ldr(r2, [r7, 4])
+ lsl(r2, r2, 2)
+ add(r3, r3, r2)
+ mov(r8, r3)
  ldr(r0, [r7, 48])
  ldr(r1, [r7, 52])
  ldr(r4, [r7, 92])

@@ -1,5 +1,6 @@
-# Kernel 3 of the Thumb forward pass: ro(T, y): y_i = b_i + sum_k A[k,i]*phi_k,
-# written to the array('f') y as float32 bits.
+# Kernel 3 of the Thumb forward pass: ro(T, y): y_i = b_i + sum_k A[k,i]*phi_k
+# (A[k] at the addresses at() left in W, bias at T[8]), written to the
+# array('f') y as float32 bits.
 import micropython
 
 @micropython.asm_thumb
@@ -17,14 +18,14 @@ def ro(r0, r1):
  label(L0)
  ldr(r0, [r7, 32])
  mov(r8, r0)
- ldr(r0, [r7, 28])
+ mov(r0, 0)
  mov(r9, r0)
  ldr(r0, [r7, 76])
  mov(r10, r0)
  ldr(r6, [r7, 4])
  label(L1)
  mov(r3, r8)
- ldr(r0, [r3, 0])
+ mov(r0, r3)
  add(r3, 4)
  mov(r8, r3)
  ldr(r4, [r7, 80])
@@ -35,20 +36,22 @@ def ro(r0, r1):
  mov(r11, r0)
  cmp(r0, 0)
  beq(L3)
- mov(r0, r9)
- mov(r12, r0)
  ldr(r1, [r7, 0])
  lsl(r1, r1, 3)
  ldr(r0, [r7, 36])
  add(r0, r0, r1)
  str(r0, [r7, 56])
+ ldr(r1, [r7, 8])
+ lsl(r1, r1, 3)
+ add(r0, r0, r1)
+ mov(r12, r0)
  label(L2)
  mov(r3, r12)
  ldr(r0, [r3, 0])
- ldr(r1, [r7, 4])
- lsl(r1, r1, 2)
- add(r3, r3, r1)
+ add(r3, 4)
  mov(r12, r3)
+ mov(r1, r9)
+ add(r0, r0, r1)
  ldr(r4, [r7, 80])
  bl(L4)
  ldr(r4, [r7, 56])

@@ -2,7 +2,8 @@
 # forward pass x_j = s_j*(r_j - o_j), phi_k = e^c_k * prod_j x_j^w_kj,
 # y = b + sum_k a_k*phi_k; gains e^c precomputed, no log/exp at inference.
 # PATH "asm": Thumb kernels (fwfast..fwfval), fixed point, no allocation per
-# call; "plain": fwplain in MicroPython floats. Both use the same arrays.
+# call, parameters read in place from the .ndm; "plain": fwplain in
+# MicroPython floats on arrays parsed from it.
 # Kept small: on the micro:bit V1 every line of Python costs ~30 B of heap.
 from array import array
 from math import exp
@@ -40,7 +41,9 @@ class Model:
 
     def load(self, b):
         # 0 or E_BAD_MODEL (CRC, header, bounds, values, not quantised);
-        # a MemoryError propagates to the caller
+        # a MemoryError propagates to the caller. The asm path keeps b (a
+        # bytearray: do not modify it afterwards) and reads the parameters
+        # in place: no copies on a 16 KB board.
         if not isinstance(b, bytearray):
             b = bytearray(b)
         if PATH != "asm":
@@ -56,29 +59,23 @@ class Model:
             return E_BAD_MODEL
         if not b[6] or not b[7] or crc(b, n) != unpack_from('<I', b, n)[0]:
             return E_BAD_MODEL
-        di, do, k = b[6], b[7], b[8]
-        z = [0.0]
-        m = (array('f', z * 2 * di), 0, array('f', z * k), array('f', z * k * do),
-             array('f', z * do), array('i', [0] * 2 * (di + k)))
+        di, k = b[6], b[8]
+        g = array('f', [0.0] * k)
+        W = array('i', [0] * (2 * di + 3 * k))
         T = array('i', [0] * 32)
-        for i in range(6):
-            T[4 + i] = fwfast.addr(m[i])
-        T[3] = T[4]
-        T[4] += 4
+        a = fwfast.addr(b)
+        T[3], T[4], T[5] = a + 10, a + 14, a + 10 + 8 * di
+        T[6], T[9] = fwfast.addr(g), fwfast.addr(W)
         fwfast.lib(T)
         fwfastb.lib(T)
         if fwfval.val(T, b, n):
             return E_BAD_MODEL
-        f = bytearray(T[14])
-        T[5] = fwfast.addr(f)
-        fwfval.val(T, b, n)
-        g = m[2]
         for i in range(k):
             g[i] = exp(g[i])
             if not g[i] < 3.4e38:
                 return E_BAD_MODEL
-        self.T, self.m, self.f, self.at, self.ro = T, m, f, fwfat.at, fwfro.ro
-        self.d_in, self.d_out, self.k, self.crc = di, do, k, unpack_from('<I', b, n)[0]
+        self.T, self.b, self.g, self.W, self.at, self.ro = T, b, g, W, fwfat.at, fwfro.ro
+        self.d_in, self.d_out, self.k, self.crc = di, b[7], k, unpack_from('<I', b, n)[0]
         return 0
 
     def infer(self, r, y):
