@@ -206,6 +206,19 @@ def test_emulate_without_model_waits_for_one_then_flash_uploads_it(tmp_path, mod
         assert emu.stop() == 0, emu.stderr
 
 
+def test_flash_refuses_a_board_that_is_not_the_one_named(tmp_path, model_file):
+    emu = Emulator(["--board", "mpy-wasm"], tmp_path / "tmp")
+    try:
+        out = subprocess.run([NDYN, "flash", str(model_file), "--board", "esp32", "--port", emu.port],
+                             capture_output=True, timeout=120)
+        assert out.returncode == 3
+        assert "says it is mpy-wasm, not esp32" in out.stderr.decode()
+        with Board.open(emu.port) as board:
+            assert not board.hello().get("model_loaded", True)     # nothing was written
+    finally:
+        assert emu.stop() == 0, emu.stderr
+
+
 def test_emulate_state_dir_keeps_the_model_across_restarts(tmp_path, model_file):
     state = tmp_path / "state"
     emu = Emulator(["--board", "mpy-wasm", "--state", str(state)], tmp_path / "tmp")

@@ -17,6 +17,7 @@ The fit check (boards.fit_check) runs before anything touches a board.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from .errors import DeviceError, UserError
 from .paths import firmware_dir
 
 MODEL_FILE = "model.ndm"     # used only when firmware/fwstore.py is absent
-HELLO_WAIT = 20.0            # seconds for freshly reset firmware to answer
+HELLO_WAIT = 40.0            # seconds for freshly reset firmware to answer (the V1 compiles on import)
 
 
 # ---------------------------------------------------------------- files
@@ -253,7 +254,9 @@ def install_mpremote(port: str, files: dict, progress=None, remove=()) -> None:
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
             t.fs_writefile(name, bytes(data))
-            if t.fs_readfile(name) != bytes(data):
+            # the board hashes the file (mpremote reads it back itself where
+            # the board has no hashlib)
+            if t.fs_hashfile(name, "sha256") != hashlib.sha256(bytes(data)).digest():
                 raise DeviceError("verifying %s on %s failed (read back differs)" % (name, port))
         t.exit_raw_repl()
         t.serial.write(b"\x04")      # soft reset at the friendly REPL: main.py starts
@@ -274,7 +277,7 @@ def _link():
     return Board
 
 
-def hello(port: str, timeout: float = 2.0):
+def hello(port: str, timeout: float = 0.5):
     """Our firmware's hello dict on ``port``, or None when it does not answer."""
     Board = _link()
     if Board is None:
@@ -289,7 +292,7 @@ def hello(port: str, timeout: float = 2.0):
 def wait_for_hello(port: str, total: float = HELLO_WAIT):
     deadline = time.monotonic() + total
     while time.monotonic() < deadline:
-        info = hello(port, timeout=2.0)
+        info = hello(port, timeout=0.5)
         if info is not None:
             return info
         time.sleep(0.5)
@@ -329,6 +332,9 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
     result["port"] = port
     info = hello(port)
     if info is not None:
+        if info.get("board") not in (None, profile.name):
+            raise DeviceError("the board on %s says it is %s, not %s: flash it with --board %s"
+                              % (port, info.get("board"), profile.name, info.get("board")))
         say("firmware answers on %s: uploading the model over the protocol" % port)
         result["method"] = "protocol"
         result["hello"] = upload(port, ndm_bytes)
