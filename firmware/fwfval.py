@@ -1,5 +1,6 @@
-# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n): d_in, d_out,
-# K into T[0..2]; every float finite, scales non-zero, indices increasing
+# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n, gains): the
+# header (magic, version 1, quantised, no unknown flag, d_in and d_out >= 1)
+# into T[0..2], addresses into T[3..6], T[9] = T + 128 (W); every float finite, scales non-zero, indices increasing
 # < d_in, exponents in {-2,-1,1,2}, names length, body ends at n (never
 # reads past n); copies each c to the gains array at T[6], puts the bias
 # address in T[8]. The kernels then read o/s, atoms, readout and bias in
@@ -7,18 +8,59 @@
 import micropython
 
 @micropython.asm_thumb
-def val(r0, r1, r2):
+def val(r0, r1, r2, r3):
  mov(r7, r0)
  str(r1, [r7, 44])
  add(r2, r1, r2)
  str(r2, [r7, 40])
+ str(r3, [r7, 24])
+ mov(r3, r7)
+ add(r3, 128)
+ str(r3, [r7, 36])
+ mov(r3, r1)
+ add(r3, 10)
+ str(r3, [r7, 12])
+ add(r3, 4)
+ str(r3, [r7, 16])
  ldrb(r0, [r1, 6])
  str(r0, [r7, 0])
+ lsl(r0, r0, 3)
+ add(r0, r0, r1)
+ add(r0, 10)
+ str(r0, [r7, 20])
  ldrb(r0, [r1, 7])
  str(r0, [r7, 4])
  ldrb(r0, [r1, 8])
  str(r0, [r7, 8])
- b(L15)
+ ldrb(r0, [r1, 0])
+ cmp(r0, 78)
+ bne(L14)
+ ldrb(r0, [r1, 1])
+ cmp(r0, 68)
+ bne(L14)
+ ldrb(r0, [r1, 2])
+ cmp(r0, 89)
+ bne(L14)
+ ldrb(r0, [r1, 3])
+ cmp(r0, 78)
+ bne(L14)
+ ldrb(r0, [r1, 4])
+ cmp(r0, 1)
+ bne(L14)
+ ldrb(r0, [r1, 5])
+ mov(r3, 2)
+ bic(r0, r3)
+ cmp(r0, 1)
+ bne(L14)
+ ldrb(r0, [r1, 9])
+ cmp(r0, 0)
+ bne(L14)
+ ldr(r0, [r7, 0])
+ cmp(r0, 0)
+ beq(L14)
+ ldr(r0, [r7, 4])
+ cmp(r0, 0)
+ bne(L15)
  label(L14)
  b(L9)
  label(L15)

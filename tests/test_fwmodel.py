@@ -217,49 +217,32 @@ def test_store_torn_write_at_every_offset(store):
     assert bytes(fwstore.load()) == new
 
 
-def test_store_cut_during_streaming_save(store):
-    old, new, _ = _blobs()
-    fwstore.save(old)
-    for cut in range(0, len(new) + 1, 5):
-        fwstore.begin(len(new))
-        fwstore.write(0, new[:cut])
-        # power cut here: the file is left as far as it got
-        fwstore._w[0].close()
-        fwstore._w = None
-        assert bytes(fwstore.load()) == (new if cut == len(new) else old), cut
-        if cut == len(new):
-            fwstore.save(old)
-    fwstore.begin(len(new))
-    fwstore.write(0, new[:10])
-    fwstore.write(10, new[10:])
-    assert fwstore.commit()
-    assert bytes(fwstore.load()) == new
-
-
 def test_store_never_overwrites_the_only_good_slot(store):
     old, new, newer = _blobs()
     fwstore.save(old)
     fwstore.save(new)
     names = sorted(os.listdir(store))
     newest = [n for n in names if open(store / n, "rb").read()[8:] == new][0]
+    other = [n for n in names if n != newest][0]
     data = open(store / newest, "rb").read()
     with open(store / newest, "wb") as f:      # newest slot torn: old is the good one
         f.write(data[:-3])
     assert bytes(fwstore.load()) == old
-    fwstore.begin(len(newer))                  # must write into the torn slot
-    fwstore.write(0, newer[:5])
-    fwstore._w[0].close()
-    fwstore._w = None
+    kept = open(store / other, "rb").read()
+    fwstore.save(newer)                        # must go into the torn slot
+    assert open(store / other, "rb").read() == kept
+    assert bytes(fwstore.load()) == newer
+
+
+def test_store_rejects_a_slot_with_a_wrong_length(store):
+    old, new, _ = _blobs()
+    fwstore.save(old)
+    fwstore.save(new)
+    slot = [n for n in os.listdir(store) if open(store / n, "rb").read()[8:] == new][0]
+    data = bytearray(open(store / slot, "rb").read())
+    data[4] += 1                               # header claims one byte more
+    open(store / slot, "wb").write(bytes(data))
     assert bytes(fwstore.load()) == old
-
-
-def test_store_streaming_rejects_out_of_order(store):
-    _, new, _ = _blobs()
-    fwstore.begin(len(new))
-    with pytest.raises(ValueError):
-        fwstore.write(3, new[3:])
-    fwstore._w[0].close()
-    fwstore._w = None
 
 
 # -- the device benchmark's host-side pieces -----------------------------------

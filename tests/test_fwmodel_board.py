@@ -266,7 +266,7 @@ def test_microbit_store_survives_a_torn_slot(microbit, case):
     """fwstore on the micro:bit's own filesystem (no rename, no stat): save two
     models, tear the newest slot (power cut mid-write), the old one comes back."""
     microbit.soft_reset()
-    for name in ["fwfastb", "fwfch", "fwmodel", "fwstore"]:   # CRC kernel only
+    for name in KERNELS + ["fwmodel", "fwstore"]:
         microbit.run("import %s" % name)
     tag = lambda blob: " ".join(str(v) for v in (len(blob),) + tuple(blob[-4:]))
     m1, m2 = case[3], small_model_blob()
