@@ -218,7 +218,11 @@ def test_interrupt_leaves_complete_files_and_rerun_resumes(tmp_path, reference):
     if proc.poll() is not None:
         pytest.fail("the sweep ended before it could be interrupted: %r" % (proc.communicate(),))
     os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:          # a hang on Ctrl-C: fail, and leave no orphans
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("ndyn sweep did not stop within 60 s of Ctrl-C: %r" % (proc.communicate(),))
     left = sorted(os.listdir(out))
     assert proc.returncode == 130, (stderr, left)
     assert "Traceback" not in stderr, stderr

@@ -31,6 +31,8 @@ of all runs), best seed, seconds (compute time of all its tasks) and error.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import csv
 import glob
 import hashlib
@@ -49,6 +51,10 @@ from .fsutil import atomic_write_bytes, atomic_write_text
 from .sweep_task import anneal_task
 
 MAX_ATTEMPTS = 3          # submissions of one task when the cluster loses it
+POLL_S = 0.05             # how often finished tasks are collected
+# What a lost task raises: KilledWorker, lost data, or a cancellation (which is a
+# BaseException since Python 3.8, so "except Exception" alone would let it through).
+LOST = (Exception, asyncio.CancelledError, concurrent.futures.CancelledError)
 SUMMARY_NAME = "summary.csv"
 SUMMARY_COLUMNS = ["dataset", "status", "k_star", "energy", "test_error", "agreement",
                    "best_seed", "seconds", "error"]
@@ -375,13 +381,11 @@ def run_sweep(client, datasets, settings: Settings, out_dir, progress=True, log=
 
 def _execute(client, pending, rows, runs, token, settings, out_dir, progress, log):
     """Scatter, submit, collect (resubmitting what the cluster loses), write per dataset."""
-    from distributed import as_completed
     from tqdm import tqdm
 
     n_tasks = len(pending) * len(runs)
 
-    where = {}        # future -> (dataset name, run index)
-    futures = as_completed(loop=client.loop)   # every task, resubmissions included
+    where = {}        # in-flight future -> (dataset name, run index), in submission order
 
     def scatter(state):
         """Send one dataset to the cluster; again if the worker it went to dies meanwhile."""
@@ -403,7 +407,31 @@ def _execute(client, pending, rows, runs, token, settings, out_dir, progress, lo
         fut = client.submit(anneal_task, state["future"], seed, sched, settings.pool,
                             settings.holdout, key=key, pure=False)
         where[fut] = (name, i)
-        futures.add(fut)
+
+    def collect(fut):
+        name, i = where.pop(fut)
+        state = pending[name]
+        try:
+            result = fut.result()
+        except LOST as exc:          # the cluster lost the task (or its data)
+            if state["attempts"][i] < MAX_ATTEMPTS:
+                if _is_lost(state["future"]):
+                    scatter(state)
+                submit(name, i)
+                return
+            result = {"seed": runs[i][0], "schedule": runs[i][1], "seconds": 0.0,
+                      "error": "the cluster lost this task %d times: %s: %s"
+                               % (MAX_ATTEMPTS, type(exc).__name__, " ".join(str(exc).split()))}
+        finally:
+            fut.release()
+        result["attempts"] = state["attempts"][i]
+        state["results"][i] = result
+        bar.update(1)
+        if all(r is not None for r in state["results"]):
+            rows[name] = finish_dataset(out_dir, state["dataset"], settings, state["sha"],
+                                        state["results"])
+            state["future"].release()
+            del pending[name]
 
     bar = tqdm(total=n_tasks, unit="task", desc="sweep", disable=not progress, file=log,
                dynamic_ncols=True)
@@ -412,32 +440,18 @@ def _execute(client, pending, rows, runs, token, settings, out_dir, progress, lo
             scatter(pending[name])
             for i in range(len(runs)):
                 submit(name, i)
-        for fut in futures:
-            name, i = where.pop(fut)
-            state = pending[name]
-            try:
-                result = fut.result()
-            except Exception as exc:   # the cluster lost the task (or its data)
-                if state["attempts"][i] < MAX_ATTEMPTS:
-                    if _is_lost(state["future"]):
-                        scatter(state)
-                    submit(name, i)
-                    continue
-                result = {"seed": runs[i][0], "schedule": runs[i][1], "seconds": 0.0,
-                          "error": "the cluster lost this task %d times: %s: %s"
-                                   % (MAX_ATTEMPTS, type(exc).__name__,
-                                      " ".join(str(exc).split()))}
-            finally:
-                fut.release()
-            result["attempts"] = state["attempts"][i]
-            state["results"][i] = result
-            bar.update(1)
-            if all(r is not None for r in state["results"]):
-                rows[name] = finish_dataset(out_dir, state["dataset"], settings, state["sha"],
-                                            state["results"])
-                state["future"].release()
-                del pending[name]
+        while where:
+            # Poll instead of blocking in as_completed(): Ctrl-C raised while this thread
+            # waits inside a lock shared with Dask's IO thread can leave that lock held,
+            # and the cleanup (cancel, close) then waits for the IO thread forever.
+            # done() only reads a status, and sleep() holds no lock.
+            finished = [f for f in where if f.done()]
+            if not finished:
+                time.sleep(POLL_S)
+                continue
+            for fut in finished:
+                collect(fut)
     finally:
         bar.close()
-        for fut in list(where):
-            fut.cancel()
+        if where:     # interrupted: take our tasks off a (possibly shared) cluster
+            client.cancel(list(where))
