@@ -235,6 +235,13 @@ def test_emulate_state_dir_keeps_the_model_across_restarts(tmp_path, model_file)
         assert emu.stop() == 0, emu.stderr
 
 
+def test_emulate_reports_a_firmware_crash_at_boot(toy_firmware, capsys):
+    (toy_firmware / "main.py").write_text("import fwtoy\nraise MemoryError('too big')\n")
+    assert cli.main(["emulate", "--board", "microbit-v1", "--boot-timeout", "30"]) == 3
+    err = capsys.readouterr().err
+    assert "crashed at boot: MemoryError: too big" in err and len(err.strip().splitlines()) == 1
+
+
 def test_emulate_without_qemu_says_how_to_install_it(tmp_path, model_file, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert cli.main(["emulate", "--board", "microbit-v1"]) == 3

@@ -223,3 +223,20 @@ def test_flash_state_of_wrong_size_is_refused(tmp_path):
     bad.write_bytes(b"\xff" * 100)
     with pytest.raises(UserError, match="not a micro:bit V1 flash state"):
         MicrobitVM(files={}, flash_state=bad)
+
+
+def test_boot_crash_is_reported_from_the_console_log():
+    with MicrobitVM(files={"main.py": "x = 1\nraise OSError('boot went wrong')\n"}) as vm:
+        deadline = time.monotonic() + 20
+        while not vm.boot_error() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert vm.boot_error() == "OSError: boot went wrong"
+        assert 'File "main.py", line 2' in vm.console_log() or "line 2" in vm.console_log()
+
+
+def test_wasm_boot_crash_is_reported():
+    with WasmBoard(files={"main.py": "import nosuchmodule\n"}) as board:
+        deadline = time.monotonic() + 20
+        while board.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "ImportError" in board.boot_error()

@@ -289,9 +289,13 @@ def hello(port: str, timeout: float = 0.5):
         return None
 
 
-def wait_for_hello(port: str, total: float = HELLO_WAIT):
+def wait_for_hello(port: str, total: float = HELLO_WAIT, give_up=None):
+    """Poll ``port`` until our firmware answers; None after ``total`` seconds,
+    or as soon as ``give_up()`` returns something true (e.g. a boot traceback)."""
     deadline = time.monotonic() + total
     while time.monotonic() < deadline:
+        if give_up is not None and give_up():
+            return None
         info = hello(port, timeout=0.5)
         if info is not None:
             return info

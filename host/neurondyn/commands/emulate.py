@@ -81,8 +81,12 @@ def run(args) -> int:
             os.makedirs(args.state, exist_ok=True)
         vm = start_board(profile, files, args.state, fresh=ndm_bytes is not None)
         if deploy._link() is not None:
-            info = deploy.wait_for_hello(vm.port, args.boot_timeout)
+            info = deploy.wait_for_hello(vm.port, args.boot_timeout, give_up=vm.boot_error)
             if info is None:
+                why = vm.boot_error()
+                if why:
+                    raise DeviceError("the firmware on the virtual %s crashed at boot: %s"
+                                      % (profile.name, why))
                 raise DeviceError("the firmware on the virtual %s did not answer the handshake "
                                   "within %.0f s" % (profile.name, args.boot_timeout))
         print("port: %s" % vm.port, flush=True)

@@ -127,6 +127,7 @@ class MicrobitVM:
         self.port = None
         self.proc = None
         self.log_path = Path(self._tmp) / "qemu.log"
+        self.console_path = Path(self._tmp) / "console.log"
         try:
             if files is not None:
                 build_microbit_hex(files, self.hex_path, minify=minify)
@@ -143,8 +144,11 @@ class MicrobitVM:
 
     def _start(self) -> None:
         qemu = require_qemu()
+        # the UART is a pty, and everything the board prints is also logged
+        # (console_log(): boot tracebacks a handshake would otherwise hide)
         cmd = [qemu, "-M", "microbit", "-device", "loader,file=%s" % self.hex_path,
-               "-serial", "pty", "-nographic"]
+               "-chardev", "pty,id=uart0,logfile=%s,logappend=off" % self.console_path,
+               "-serial", "chardev:uart0", "-nographic"]
         if self.icount is not None:
             cmd += ["-icount", "shift=%d" % self.icount]
         if self.monitor:
@@ -172,6 +176,26 @@ class MicrobitVM:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def console_log(self) -> str:
+        """Everything the board has printed on its UART so far."""
+        try:
+            return self.console_path.read_bytes().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+
+    def boot_error(self) -> str:
+        """The exception line of the first traceback the board printed ('' if none).
+
+        The first one: after a crash the REPL echoes whatever a host sends
+        (handshake probes included), which can print later, unrelated errors.
+        """
+        lines = [l.strip().strip("\x00") for l in self.console_log().splitlines()]
+        if not any(l.startswith("Traceback") for l in lines):
+            return ""
+        first = [l.startswith("Traceback") for l in lines].index(True)
+        errors = [l for l in lines[first:] if re.match(r"^[A-Za-z_]*(Error|Exception|Interrupt)\b", l)]
+        return errors[0] if errors else ""
 
     def monitor_command(self, command: str, timeout: float = 10.0) -> str:
         """Run one QEMU human-monitor command; return its output."""

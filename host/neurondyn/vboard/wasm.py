@@ -105,6 +105,13 @@ class WasmBoard:
         except OSError:
             return ""
 
+    def boot_error(self) -> str:
+        """The last exception line the board printed on stderr ('' if none)."""
+        lines = [l.strip() for l in self.log().splitlines() if l.strip()]
+        if not any(l.startswith("Traceback") for l in lines):
+            return ""
+        return lines[-1]
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
