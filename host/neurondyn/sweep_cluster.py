@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 from .errors import UserError
@@ -102,48 +103,69 @@ def start_local_cluster(workers, dashboard=False, preload=True):
 
 
 @contextmanager
+def _ctrl_c_deferred():
+    """Hold Ctrl-C (SIGINT) back while Dask sets up, deliver it right after.
+
+    A KeyboardInterrupt raised while the main thread waits on a lock that
+    Dask's IO thread also takes can leave that lock held; the cleanup then
+    waits for the IO thread forever.  Starting a cluster and connecting are
+    such waits, and short, so the signal simply waits for them to finish.
+    """
+    import signal
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
 def open_client(scheduler="local", workers=None, dashboard=False, log=sys.stderr):
     """Yield a connected ``distributed.Client``; close it (and a local cluster) on exit."""
     from distributed import Client
 
     scheduler = check_scheduler(scheduler)
-    _quiet_dask_logs()
-    cluster = None
     if scheduler == "local":
         n = default_workers() if workers is None else int(workers)
         if n < 1:
             raise UserError("--workers must be at least 1")
         if dashboard:
             check_dashboard()
-        cluster = start_local_cluster(n, dashboard)
-        try:
-            client = Client(cluster, set_as_default=False)
-        except BaseException:
-            cluster.close()
-            raise
-    else:
-        if workers is not None:
-            raise UserError("--workers applies to --scheduler local only; "
-                            "an existing cluster has the workers it was given")
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise UserError("cannot reach the Dask scheduler at %s (%s)"
-                            % (scheduler, " ".join(str(exc).split()) or type(exc).__name__)) from None
+    elif workers is not None:
+        raise UserError("--workers applies to --scheduler local only; "
+                        "an existing cluster has the workers it was given")
+    _quiet_dask_logs()
+    cluster = client = None
     try:
+        with _ctrl_c_deferred():
+            if scheduler == "local":
+                cluster = start_local_cluster(n, dashboard)
+                client = Client(cluster, set_as_default=False)
+            else:
+                try:
+                    client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+                except (OSError, TimeoutError) as exc:
+                    raise UserError("cannot reach the Dask scheduler at %s (%s)"
+                                    % (scheduler, " ".join(str(exc).split())
+                                       or type(exc).__name__)) from None
         if dashboard and client.dashboard_link:
             print("sweep: dashboard at %s" % client.dashboard_link, file=log)
-        if scheduler != "local" and not client.scheduler_info().get("workers"):
+        if not worker_count(client):
             print("sweep: waiting for workers to join %s" % scheduler, file=log)
-            try:
-                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-            except TimeoutError:
-                raise UserError("no worker joined the scheduler at %s within %d s"
-                                % (scheduler, WORKER_WAIT_S)) from None
+            deadline = time.monotonic() + WORKER_WAIT_S
+            while not worker_count(client):      # mostly asleep here: safe to Ctrl-C
+                if time.monotonic() > deadline:
+                    raise UserError("no worker joined the scheduler at %s within %d s"
+                                    % (scheduler, WORKER_WAIT_S))
+                time.sleep(0.5)
         yield client
     finally:
         try:
-            client.close()
+            if client is not None:
+                client.close()
         finally:
             if cluster is not None:
                 cluster.close()
