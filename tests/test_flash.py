@@ -126,6 +126,7 @@ import sys
 import time
 from pathlib import Path
 
+from neurondyn.errors import DeviceError
 from neurondyn.link import Board
 from neurondyn.vboard import WasmBoard
 
@@ -233,6 +234,33 @@ def test_emulate_state_dir_keeps_the_model_across_restarts(tmp_path, model_file)
             assert board.hello()["model_hash"] == ndm.model_hash(model_file.read_bytes())
     finally:
         assert emu.stop() == 0, emu.stderr
+
+
+def test_emulate_line_faults_put_a_relay_in_the_path(tmp_path, model_file):
+    data = model_file.read_bytes()
+    rows = np.random.default_rng(4).uniform(0.5, 2.0, size=(40, 3))
+    # a faultless relay is transparent
+    emu = Emulator(["--board", "mpy-wasm", "--line-faults", "seed=1", str(model_file)], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            preds, status = board.infer(rows)
+        assert (status == 0).all() and np.allclose(preds, ndm.loads(data).predict(rows), rtol=1e-6)
+    finally:
+        assert emu.stop() == 0, emu.stderr
+    assert "line faults:" in emu.stderr
+    # a line that drops every byte: the printed port really is the faulty end
+    emu = Emulator(["--board", "mpy-wasm", "--line-faults", "drop=1", str(model_file)], tmp_path / "tmp")
+    try:
+        with pytest.raises(DeviceError):
+            with Board.open(emu.port, timeout=0.3) as board:
+                board.hello()
+    finally:
+        assert emu.stop() == 0, emu.stderr
+
+
+def test_emulate_rejects_a_bad_fault_spec(capsys):
+    assert cli.main(["emulate", "--board", "mpy-wasm", "--line-faults", "drop=7"]) == 2
+    assert "probability" in capsys.readouterr().err
 
 
 def test_emulate_reports_a_firmware_crash_at_boot(toy_firmware, capsys):

@@ -1,5 +1,7 @@
 """The virtual boards: micro:bit V1 (MicroPython 1.9.2 under QEMU) and mpy-wasm (current MicroPython)."""
 import os
+import random
+import select
 import time
 from pathlib import Path
 
@@ -240,3 +242,68 @@ def test_wasm_boot_crash_is_reported():
         while board.running and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "ImportError" in board.boot_error()
+
+
+# ---------------------------------------------------------------- the faulty line
+
+from neurondyn.vboard.faults import FaultyLine, parse_spec
+
+
+def _through_line(spec, data, direction="to_host"):
+    """Send ``data`` through a FaultyLine in one direction; return what arrives."""
+    board_master, board_slave = os.openpty()
+    import tty
+    tty.setraw(board_slave)
+    line = FaultyLine(os.ttyname(board_slave), spec)
+    try:
+        with serial.Serial(line.port, 115200, timeout=0.5) as user:
+            if direction == "to_host":
+                os.write(board_master, data)
+                src_read = user.read
+            else:
+                user.write(data)
+                user.flush()
+                src_read = lambda n: os.read(board_master, n) if select.select([board_master], [], [], 0.5)[0] else b""
+            got = bytearray()
+            while True:
+                chunk = src_read(4096)
+                if not chunk:
+                    break
+                got += chunk
+        return bytes(got), line.counts[direction]
+    finally:
+        line.stop()
+        os.close(board_master)
+        os.close(board_slave)
+
+
+def test_line_faults_happen_at_the_rates_asked_and_add_up():
+    data = bytes(random.Random(1).randrange(256) for _ in range(20000))
+    got, counts = _through_line("drop=0.02,corrupt=0.03,dup=0.01,seed=4", data)
+    assert counts["bytes"] == len(data)
+    assert len(got) == len(data) - counts["dropped"] + counts["duplicated"]
+    assert 0.015 < counts["dropped"] / len(data) < 0.025
+    assert 0.024 < counts["corrupted"] / len(data) < 0.036
+    assert 0.006 < counts["duplicated"] / len(data) < 0.014
+
+
+def test_line_faults_are_reproducible_for_a_seed_and_clean_without_faults():
+    data = bytes(random.Random(2).randrange(256) for _ in range(3000))
+    a, _ = _through_line("drop=0.05,corrupt=0.05,dup=0.05,seed=9", data, "to_board")
+    b, _ = _through_line("drop=0.05,corrupt=0.05,dup=0.05,seed=9", data, "to_board")
+    c, _ = _through_line("drop=0.05,corrupt=0.05,dup=0.05,seed=10", data, "to_board")
+    assert a == b and a != c and a != data
+    clean, counts = _through_line("", data, "to_board")
+    assert clean == data and counts["dropped"] == counts["corrupted"] == 0
+
+
+def test_line_stalls_are_counted():
+    data = bytes(200)
+    got, counts = _through_line("stall=5,stall_p=0.05,seed=1", data)
+    assert got == data and counts["stalls"] > 0
+
+
+@pytest.mark.parametrize("spec", ["drop=2", "loss=0.1", "drop", "stall=-1", "seed=x"])
+def test_bad_line_fault_specs_are_user_errors(spec):
+    with pytest.raises(UserError):
+        parse_spec(spec)

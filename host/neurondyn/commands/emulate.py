@@ -24,6 +24,9 @@ def register(subparsers):
     p.add_argument("--state", metavar="DIR",
                    help="keep the board's flash in DIR across restarts (saved when stopped "
                         "with SIGINT/SIGTERM on the micro:bit; live files on mpy-wasm)")
+    p.add_argument("--line-faults", metavar="SPEC",
+                   help="a bad cable between you and the board: drop=P,corrupt=P,dup=P,stall=MS"
+                        "[,stall_p=P][,seed=S] (the printed port is the faulty end)")
     p.add_argument("--boot-timeout", type=float, default=60.0, metavar="S",
                    help="seconds to wait for the firmware's handshake (default 60)")
     p.set_defaults(func=run)
@@ -57,6 +60,9 @@ def start_board(profile, files, state=None, fresh=True):
 
 def run(args) -> int:
     profile = boards.get_profile(args.board)
+    if args.line_faults is not None:
+        from ..vboard.faults import parse_spec
+        parse_spec(args.line_faults)          # a bad spec fails before anything boots
     if profile.name == "microbit-v1":
         from ..vboard import require_qemu
         require_qemu()
@@ -75,7 +81,7 @@ def run(args) -> int:
                         pass
     old_int = signal.signal(signal.SIGINT, _on_signal)
     old_term = signal.signal(signal.SIGTERM, _on_signal)
-    vm = None
+    vm = line = None
     try:
         if args.state:
             os.makedirs(args.state, exist_ok=True)
@@ -89,7 +95,12 @@ def run(args) -> int:
                                       % (profile.name, why))
                 raise DeviceError("the firmware on the virtual %s did not answer the handshake "
                                   "within %.0f s" % (profile.name, args.boot_timeout))
-        print("port: %s" % vm.port, flush=True)
+        port = vm.port
+        if args.line_faults is not None:
+            from ..vboard.faults import FaultyLine
+            line = FaultyLine(vm.port, args.line_faults)
+            port = line.port
+        print("port: %s" % port, flush=True)
         print("serving on virtual %s; Ctrl-C to stop" % profile.name, file=sys.stderr, flush=True)
         while vm.running:
             time.sleep(0.2)
@@ -99,6 +110,9 @@ def run(args) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if line is not None:
+            line.stop()
+            print("line faults: %s" % line.counts, file=sys.stderr, flush=True)
         if vm is not None:
             try:
                 if args.state and profile.name != "mpy-wasm" and vm.running:
