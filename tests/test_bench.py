@@ -263,3 +263,11 @@ def test_all_suites_run_survives_a_broken_one(capsys, tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert set(data["suites"]) == {"optimizer"} and set(data["failed"]) == {"broken"}
     assert set(data["unavailable"]) == {"later"}
+
+
+def test_second_input_range_has_its_own_seeds_and_inputs():
+    specs = recovery.grid_specs(ds=(3,), ks=(2,), noises=(0.0,), problems=2, x_ranges=(0, 1))
+    assert [s["x_range"] for s in specs] == [[1.0, 5.0]] * 2 + [[0.5, 2.0]] * 2
+    assert specs[2]["seed"] == 1000 * (12 + 1) + 0
+    p = recovery.build_problem(specs[2])
+    assert p.X.min() >= 0.5 and p.X.max() <= 2.0

@@ -176,6 +176,9 @@ def summarise_cells(rows) -> list:
             "cpu_seconds_max": max(x.get("cpu_seconds") or 0.0 for x in a),
             "saturated": sum(1 for x in a if x.get("saturated")),
             "errors": sum(1 for x in a if x.get("error")),
+            # models holding an atom with > 3 non-zero exponents (never in the truth)
+            "wide_atom_models": sum(1 for x in a
+                                    if any(sum(1 for e in w if e) > 3 for w in x["atoms"])),
             "params_median": median([x["params"] for x in a]),
             "mp_exact": _rate(rs, lambda r: r["mp"]["exact"]),
             "mp_rel_rmse_median": median([r["mp"]["test_rel_rmse"] for r in rs]),
