@@ -109,7 +109,10 @@ def run():
         s.install(b, None)
     b = None
     gc.collect()
-    s.low = P.mem_free() - 131072
+    f = P.mem_free()
+    # mpy-wasm: see fwio.collect (1 MB static heap: collect every 128 KB; a
+    # large malloc'ed heap (-X heapsize) trapped on any collection: rarely)
+    s.low = f // 2 if f > 4000000 else f - 131072
     if not P.U:
         gc.disable()
     P.start()

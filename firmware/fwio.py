@@ -34,9 +34,8 @@ rd = wr = None
 
 def collect():
     # Only where RAM is scarce (the V1). On the MicroPython WASI build (mpy-wasm)
-    # a collection deep in the call stack crashed the VM; there fwdisp's serving
-    # loop collects at its top, whenever 128 KB are in use, with the automatic
-    # collection disabled.
+    # a collection deep in the call stack traps the VM; there fwdisp's serving
+    # loop collects at its top instead, with the automatic collection disabled.
     if U:
         import gc
         gc.collect()
