@@ -264,7 +264,11 @@ def test_emulate_rejects_a_bad_fault_spec(capsys):
 
 
 def test_emulate_reports_a_firmware_crash_at_boot(toy_firmware, capsys):
-    (toy_firmware / "main.py").write_text("import fwtoy\nraise MemoryError('too big')\n")
+    # Ctrl-C off first, as the real main.py does: handshake probes may hold 0x03
+    (toy_firmware / "main.py").write_text(
+        "while True:\n    try:\n        import micropython\n        micropython.kbd_intr(-1)\n"
+        "        break\n    except KeyboardInterrupt:\n        pass\n"
+        "import fwtoy\nraise MemoryError('too big')\n")
     assert cli.main(["emulate", "--board", "microbit-v1", "--boot-timeout", "30"]) == 3
     err = capsys.readouterr().err
     assert "crashed at boot: MemoryError: too big" in err and len(err.strip().splitlines()) == 1
