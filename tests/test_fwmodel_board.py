@@ -8,7 +8,7 @@
 
 One virtual micro:bit for the whole module (booting takes seconds).
 """
-import re
+import ast
 
 import numpy as np
 import pytest
@@ -30,13 +30,18 @@ from array import array
 import fwmodel
 
 
-def run(path, rows, collect=1):
+def run(path, rows, collect=1, mf='m.ndm', xf='x.bin', size=0):
     global b, f, m, x, y
+    m = x = y = None
     if collect:
         gc.collect()
     h0 = gc.mem_free()
-    f = open('m.ndm', 'rb')
-    b = f.read()
+    f = open(mf, 'rb')
+    if size:
+        b = bytearray(size)
+        f.readinto(b)
+    else:
+        b = f.read()
     f.close()
     fwmodel.PATH = path
     m = fwmodel.Model()
@@ -49,7 +54,7 @@ def run(path, rows, collect=1):
         return
     x = array('f', [0.0] * m.d_in)
     y = array('f', [0.0] * m.d_out)
-    f = open('x.bin', 'rb')
+    f = open(xf, 'rb')
     for i in range(rows):
         f.readinto(x)
         for j in range(m.d_out):
@@ -57,7 +62,7 @@ def run(path, rows, collect=1):
         t = time.ticks_us()
         rc = m.infer(x, y)
         t = time.ticks_diff(time.ticks_us(), t)
-        print('y', rc, t, ''.join(['%02x' % v for v in bytearray(y)]))
+        print('y', rc, t, bytes(y))
     f.close()
     if collect:
         gc.collect()
@@ -103,11 +108,11 @@ def make_rows(model, n_good=12, seed=12):
 def parse(out):
     lines = out.splitlines()
     load = [l.split() for l in lines if l.startswith("load")][0]
-    rows = [l.split() for l in lines if l.startswith("y ")]
+    rows = [l.split(None, 3) for l in lines if l.startswith("y ")]
     alloc = [int(l.split()[1]) for l in lines if l.startswith("alloc")]
     codes = [int(r[1]) for r in rows]
     us = [int(r[2]) for r in rows]
-    y = np.array([np.frombuffer(bytes.fromhex(r[3]), "<f4") for r in rows], np.float64)
+    y = np.array([np.frombuffer(ast.literal_eval(r[3]), "<f4") for r in rows], np.float64)
     return {"rc": int(load[1]), "crc": int(load[2]), "heap_before": int(load[3]),
             "heap_after": int(load[4]), "path": load[5], "codes": codes, "us": us, "y": y,
             "alloc": alloc[0] if alloc else None}
@@ -141,6 +146,9 @@ def microbit(case):
     files = board_files(case, KERNELS + ["fwmodel"])
     files["bad1.ndm"], files["bad2.ndm"] = corrupted(case[3], case[0].d_in)
     files["m2.ndm"] = small_model_blob()
+    for i in range(len(SHAPES)):
+        m, raw, blob = shape_case(i)
+        files["s%d.ndm" % i], files["s%d.bin" % i] = blob, np.asarray(raw, "<f4").tobytes()
     files["fwmts.py"] = STORE_DRIVER.encode()
     files["fwmtb.py"] = (BAD_DRIVER % len(case[3])).encode()
     files["fwstore.py"] = (firmware_dir() / "fwstore.py").read_bytes()
@@ -148,13 +156,14 @@ def microbit(case):
         yield board
 
 
-def run_on(board, names, path, rows):
+def run_on(board, names, path, rows, size):
     board.soft_reset()
     # top-level imports, innermost first, like main.py (nested imports
     # overflow the V1's stack while compiling)
     for name in names + ["fwmt"]:
         board.run("import %s" % name)
-    return parse(board.run("fwmt.run(%r, %d)" % (path, rows), timeout=120))
+    return parse(board.run("fwmt.run(%r, %d, 1, 'm.ndm', 'x.bin', %d)" % (path, rows, size),
+                           timeout=120))
 
 
 _results = {}
@@ -170,7 +179,7 @@ def check_run(res, case):
 
 
 def test_microbit_asm_path(microbit, case):
-    res = run_on(microbit, KERNELS + ["fwmodel"], "asm", len(case[1]))
+    res = run_on(microbit, KERNELS + ["fwmodel"], "asm", len(case[1]), len(case[3]))
     assert res["path"] == "asm"
     check_run(res, case)
     assert res["alloc"] == 0                     # no allocation per inference
@@ -180,15 +189,41 @@ def test_microbit_asm_path(microbit, case):
 def test_microbit_plain_path_and_parity_between_paths(case):
     # without the kernels on its filesystem the board falls back to "plain"
     with MicrobitSession(board_files(case, ["fwmodel", "fwplain"])) as board:
-        res = run_on(board, ["fwplain", "fwmodel"], "plain", len(case[1]))
+        res = run_on(board, ["fwplain", "fwmodel"], "plain", len(case[1]), len(case[3]))
     assert res["path"] == "plain"
     check_run(res, case)
     asm = _results.get("asm")
     if asm is None:
         with MicrobitSession(board_files(case, KERNELS + ["fwmodel"])) as board:
-            asm = run_on(board, KERNELS + ["fwmodel"], "asm", len(case[1]))
+            asm = run_on(board, KERNELS + ["fwmodel"], "asm", len(case[1]), len(case[3]))
     n_good = case[2]
     assert_parity(res["y"][:n_good], asm["y"][:n_good])
+
+
+SHAPES = [(1, 1, 1, False, False), (4, 1, 0, True, False), (5, 3, 3, True, True),
+          (12, 2, 5, False, True), (7, 7, 7, True, False)]
+
+
+def shape_case(i):
+    from test_fwmodel import random_model, valid_inputs
+    d_in, d_out, k, signed, names = SHAPES[i]
+    rng = np.random.default_rng(100 + i)
+    m = random_model(rng, d_in, d_out, k, signed=signed)
+    return m, valid_inputs(m, rng, 6), ndm.dumps(m, names=names)
+
+
+def test_microbit_asm_path_on_other_shapes(microbit):
+    """K = 0, d_out = 1, one input, a names section, signed channels."""
+    microbit.soft_reset()
+    for name in KERNELS + ["fwmodel", "fwmt"]:
+        microbit.run("import %s" % name)
+    for i in range(len(SHAPES)):
+        m, raw, blob = shape_case(i)
+        res = parse(microbit.run("fwmt.run('asm', %d, 1, 's%d.ndm', 's%d.bin', %d)" % (len(raw), i, i, len(blob)),
+                                 timeout=60))
+        assert res["rc"] == 0 and res["crc"] == ndm.model_hash(blob), SHAPES[i]
+        assert res["codes"] == [0] * len(raw)
+        assert_parity(m.predict(raw), res["y"])
 
 
 def corrupted(blob, d_in):
