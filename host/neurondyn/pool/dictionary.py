@@ -1,0 +1,184 @@
+"""The candidate-atom dictionary and orthogonal-least-squares (OLS) scoring.
+
+Nucleation needs to know where in the lattice a new atom would lower the
+energy most.  The dictionary holds every atom with 1..3 non-zero exponents in
+{-2,-1,1,2} (8,440 at d = 10; 266,920 at d = 30), evaluated on a fixed
+subsample of the rows as centred unit float32 columns.  The OLS score of a
+candidate g against the current atoms (orthonormal basis Q, residual r) is the
+RSS it would remove:  (g.r)^2 / ||g - Q Q^T g||^2  -- unlike plain
+correlation with the residual, it does not favour "blend" atoms that mostly
+repeat what the existing atoms already explain.
+
+Size: rows x atoms is kept under ``BUDGET`` float32 entries by shrinking the
+subsample (never below 128 rows) and, beyond that, by dropping the
+three-exponent atoms (large d), so memory stays bounded (~300 MB at d = 30).
+The rows of ``atom . Q`` are cached per atom, so a scoring costs one pass over
+the dictionary for the residual (one row per output) plus one per new atom.
+"""
+from __future__ import annotations
+
+from itertools import combinations, product
+
+import numpy as np
+
+BUDGET = 72_000_000          # float32 entries (~290 MB)
+MIN_ROWS = 128
+MAX_ROWS = 512
+CHUNK = 8192
+PREFILTER = 2048
+PREFILTER_MIN = 256
+
+
+def lattice_atoms(d: int, max_nonzero: int) -> np.ndarray:
+    """(P, d) int8: every exponent vector with 1..max_nonzero entries in {-2,-1,1,2}."""
+    blocks = []
+    vals = np.array([-2, -1, 1, 2], dtype=np.int8)
+    for m in range(1, min(max_nonzero, d) + 1):
+        combos = np.array(list(combinations(range(d), m)), dtype=np.int64)      # (C, m)
+        signs = np.array(list(product(range(4), repeat=m)), dtype=np.int64)      # (4^m, m)
+        W = np.zeros((combos.shape[0] * signs.shape[0], d), dtype=np.int8)
+        rows = np.repeat(np.arange(combos.shape[0]), signs.shape[0])
+        sel = np.tile(signs, (combos.shape[0], 1))
+        for t in range(m):
+            W[np.arange(W.shape[0]), combos[rows, t]] = vals[sel[:, t]]
+        blocks.append(W)
+    return np.concatenate(blocks, axis=0) if blocks else np.zeros((0, d), np.int8)
+
+
+def plan(n_rows: int, d: int):
+    """(max_nonzero, subsample rows) so that the dictionary fits the budget."""
+    from .energy import n_candidates
+    for m in (3, 2, 1):
+        p = n_candidates(d, m)
+        rows = min(n_rows, MAX_ROWS, BUDGET // max(p, 1))
+        if rows >= min(MIN_ROWS, n_rows):
+            return m, int(rows)
+    return 1, int(min(n_rows, MIN_ROWS))
+
+
+class Dictionary:
+    """Candidate atoms evaluated on subsample rows ``rows`` of the design."""
+
+    def __init__(self, L, Y, rows, max_nonzero=3):
+        self.rows = np.asarray(rows)
+        Ls = np.asarray(L, dtype=np.float64)[self.rows]
+        self.Ls = Ls
+        self.d = Ls.shape[1]
+        Ys = np.asarray(Y, dtype=np.float64).reshape(len(L), -1)[self.rows]
+        self.Yc = Ys - Ys.mean(axis=0)
+        self.atoms = lattice_atoms(self.d, max_nonzero)
+        self.max_nonzero = max_nonzero
+        M = Ls.shape[0]
+        # unit powers, as rows: row e*d + j of UT is x_j ** e scaled to RMS 1; the last row is 1
+        powers = []
+        for e in (-2, -1, 1, 2):
+            z = e * Ls.T
+            z = z - z.max(axis=1, keepdims=True)
+            u = np.exp(z)
+            u /= np.sqrt(np.mean(u * u, axis=1, keepdims=True))
+            powers.append(u)
+        UT = np.concatenate(powers + [np.ones((1, M))], axis=0).astype(np.float32)
+        codes = self._codes()
+        P = self.atoms.shape[0]
+        G = np.empty((M, P), dtype=np.float32)
+        block = np.empty((CHUNK, M), dtype=np.float32)
+        tmp = np.empty((CHUNK, M), dtype=np.float32)
+        for s in range(0, P, CHUNK):
+            c = codes[s:s + CHUNK]
+            n = c.shape[0]
+            b, t_ = block[:n], tmp[:n]
+            np.take(UT, c[:, 0], axis=0, out=b)
+            for t in range(1, c.shape[1]):
+                np.take(UT, c[:, t], axis=0, out=t_)
+                b *= t_
+            b -= b.mean(axis=1, keepdims=True)
+            nrm = np.sqrt(np.einsum("ij,ij->i", b, b))
+            nrm[~(nrm > 0)] = np.inf
+            b /= nrm[:, None]
+            G[:, s:s + n] = b.T
+        self.G = G
+        self._rows = {}
+        self._ws = None
+
+    def _codes(self) -> np.ndarray:
+        """(P, max_nonzero) row codes into UT (padding points at the ones row)."""
+        W = self.atoms
+        m = max(1, min(self.max_nonzero, self.d))
+        codes = np.full((W.shape[0], m), 4 * self.d, dtype=np.intp)
+        slot = np.zeros(W.shape[0], dtype=np.intp)
+        for j in range(self.d):
+            col = W[:, j]
+            nz = np.flatnonzero(col)
+            if nz.size == 0:
+                continue
+            e = col[nz].astype(np.int64)
+            k = np.where(e == -2, 0, np.where(e == -1, 1, np.where(e == 1, 2, 3)))
+            codes[nz, slot[nz]] = k * self.d + j
+            slot[nz] += 1
+        return codes
+
+    @property
+    def size(self) -> int:
+        return self.atoms.shape[0]
+
+    def _buffer(self, rows):
+        if self._ws is None or self._ws.shape[0] < rows:
+            self._ws = np.empty((max(rows, 16), self.size), dtype=np.float32)
+        return self._ws
+
+    def score(self, atoms, top=32, exclude=()):
+        """Shortlist of the ``top`` dictionary atoms by OLS score against ``atoms``.
+
+        One pass over the dictionary correlates every candidate with the
+        residual; the ``PREFILTER`` best by correlation are then scored by
+        OLS (their part outside the current atoms' span).  A candidate that
+        correlates weakly with the residual yet scores high by OLS lies almost
+        in the span of the current atoms: a lattice neighbour of one of them,
+        which drift and budding propose.  Returns a list of atom tuples, best
+        first (ties broken by dictionary order), none of them in ``exclude``;
+        the caller refits them exactly.
+        """
+        atoms = [tuple(w) for w in atoms]
+        d_out = self.Yc.shape[1]
+        Q = np.zeros((self.Ls.shape[0], 0))
+        if atoms:
+            W = np.asarray(atoms, dtype=np.float64)
+            Z = self.Ls @ W.T
+            A = np.exp(Z - Z.max(axis=0))
+            A -= A.mean(axis=0)
+            nrm = np.sqrt(np.einsum("ij,ij->j", A, A))
+            nrm[~(nrm > 0)] = np.inf
+            A /= nrm
+            Q, R = np.linalg.qr(A)
+            Q = Q[:, np.abs(np.diag(R)) > 1e-7]
+            resid = self.Yc - Q @ (Q.T @ self.Yc)
+        else:
+            resid = self.Yc
+        rss = np.maximum(np.einsum("ij,ij->j", resid, resid), 1e-300)
+        R32 = np.ascontiguousarray((resid / np.sqrt(rss)).T, dtype=np.float32)
+        num = np.matmul(R32, self.G, out=self._buffer(d_out)[:d_out])   # (d_out, P)
+        num *= num
+        corr = num[0] if d_out == 1 else num.sum(axis=0)
+        ex = set(tuple(w) for w in exclude)
+        pre = min(max(PREFILTER_MIN, self.size // 16, top + len(ex)), PREFILTER, self.size)
+        idx = np.argpartition(-corr, pre - 1)[:pre]
+        idx.sort()
+        Gs = self.G[:, idx]                                               # (M, pre) float32
+        c = np.asarray(R32 @ Gs, dtype=np.float64)                        # (d_out, pre)
+        if Q.shape[1]:
+            QG = np.ascontiguousarray(Q.T, dtype=np.float32) @ Gs
+            n2 = 1.0 - np.einsum("ij,ij->j", QG, QG, dtype=np.float64)
+        else:
+            n2 = np.ones(pre)
+        n2 = np.maximum(n2, 1e-6)
+        left = np.clip(1.0 - c * c / n2, 1e-12, 1.0)                     # RSS fraction left
+        gain = np.log(left).sum(axis=0)                                  # the energy's fit term
+        order = idx[np.lexsort((idx, gain))]
+        out = []
+        for i in order:
+            t = tuple(int(v) for v in self.atoms[i])
+            if t not in ex:
+                out.append(t)
+            if len(out) >= top:
+                break
+        return out
