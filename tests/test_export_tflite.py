@@ -200,3 +200,23 @@ def test_tflm_log_and_exp_are_float_only(op):
         it = runtime.Interpreter.from_bytes(g.to_bytes(), arena_size=16384)
         it.set_input(np.ones((1, 4), np.int8), 0)
         it.invoke()
+
+
+def test_export_bench_one_size(monkeypatch):
+    """The bench suite end to end on its smallest task with a one-width MLP ladder."""
+    import json
+    from neurondyn.bench import export as bench
+    monkeypatch.setattr(bench, "WIDTH_LADDER_QUICK", (8,))
+    r = bench.bench_size(3, 1, 2, quick=True)
+    json.dumps(r)                                   # JSON-ready for --json / checkpoints
+    ours, mlp = r["ours"], r["mlp"]
+    assert ours["tflite_bytes"] > 0 and ours["ndm_bytes"] > ours["ndm_bytes_no_names"]
+    assert ours["parity_litert"] < 1e-5 and ours["parity_tflm"] < 1e-5
+    assert ours["arena"]["recorded"] > 0
+    # 1 % noise: our model's test error is the noise floor
+    assert 0.005 < ours["nrmse_host"] < 0.02
+    assert mlp["width"] == 8 and mlp["fc_macs"] == 3 * 8 + 8 * 8 + 8 * 1
+    assert mlp["reached"] == (mlp["nrmse_litert"] <= r["target_nrmse"])
+    assert mlp["tflm_vs_litert_max_lsb"] < 4    # int8 kernels differ by LSBs only
+    table = bench.render([r], quick=True)
+    assert "| 3 -> 1 | ours K=2, float32 .tflite | %d |" % ours["tflite_bytes"] in table

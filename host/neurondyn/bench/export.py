@@ -288,6 +288,7 @@ def parity(got, host) -> float:
 
 # -- the suite ------------------------------------------------------------------------
 def bench_size(d_in, d_out, k, quick, log=lambda msg: None) -> dict:
+    """Our model's artifacts and the MLP ladder for one (d_in, d_out, K); JSON-ready."""
     seed = 600 + d_in
     model, X, Y, Xt, Yt = make_task(d_in, d_out, k, seed, n_train=2000 if quick else 4000)
     host = model.predict(Xt)
@@ -380,13 +381,28 @@ def render(results, quick) -> str:
     return "### export\n\n" + table + "\n\n" + par + "\n\n" + note + "\n"
 
 
+def _size_task(spec) -> dict:
+    """One benchmark size as a runner task (module level: it may go to a worker process)."""
+    return bench_size(spec["d_in"], spec["d_out"], spec["k"], spec["quick"])
+
+
 def run(ctx=None):
-    """The ``export`` suite of ``ndyn bench`` (see the module docstring)."""
+    """The ``export`` suite of ``ndyn bench`` (see the module docstring).
+
+    Each size is one task of ``bench.runner.run_tasks``: single-threaded BLAS,
+    a progress bar, and with ``--json`` a checkpoint so an interrupted run resumes.
+    """
     from . import BenchContext, SuiteResult
+    from .runner import run_tasks
     if ctx is None or isinstance(ctx, bool):        # run() / run(quick) from a script
         ctx = BenchContext(quick=bool(ctx))
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda msg: None)
-    results = [bench_size(d_in, d_out, k, ctx.quick, log) for d_in, d_out, k in SIZES]
+    mode = "quick" if ctx.quick else "full"
+    specs = [{"key": "export:%d-%d-%d:%s" % (d_in, d_out, k, mode),
+              "d_in": d_in, "d_out": d_out, "k": k, "quick": bool(ctx.quick)}
+             for d_in, d_out, k in SIZES]
+    checkpoint = ctx.checkpoint + ".export.jsonl" if ctx.checkpoint else None
+    results = run_tasks(_size_task, specs, jobs=ctx.jobs, checkpoint=checkpoint,
+                        progress=ctx.progress, label="export")
     return SuiteResult("export", render(results, ctx.quick),
                        {"sizes": results, "noise": NOISE, "match_factor": MATCH_FACTOR,
                         "quick": bool(ctx.quick)})
