@@ -52,6 +52,7 @@ from .sweep_task import anneal_task
 
 MAX_ATTEMPTS = 3          # submissions of one task when the cluster loses it
 POLL_S = 0.05             # how often finished tasks are collected
+SCATTER_TIMEOUT_S = 10    # plus 1 s per MB of data
 # What a lost task raises: KilledWorker, lost data, or a cancellation (which is a
 # BaseException since Python 3.8, so "except Exception" alone would let it through).
 LOST = (Exception, asyncio.CancelledError, concurrent.futures.CancelledError)
@@ -388,13 +389,19 @@ def _execute(client, pending, rows, runs, token, settings, out_dir, progress, lo
     where = {}        # in-flight future -> (dataset name, run index), in submission order
 
     def scatter(state):
-        """Send one dataset to the cluster; again if the worker it went to dies meanwhile."""
+        """Send one dataset to the cluster; again if the worker it went to dies meanwhile.
+
+        The timeout keeps a send to a worker that just died from waiting out Dask's
+        30 s connect timeout (seen in the killed-worker test); it grows with the data.
+        """
+        nbytes = state["data"][0].nbytes + state["data"][1].nbytes
+        timeout = SCATTER_TIMEOUT_S + nbytes / 1e6
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 # a list of one item: scatter() would split a bare tuple into one future per field
-                state["future"] = client.scatter([state["data"]], hash=False)[0]
+                state["future"] = client.scatter([state["data"]], hash=False, timeout=timeout)[0]
                 return
-            except OSError:          # distributed's CommClosedError: the target worker died
+            except OSError:          # CommClosedError or TimeoutError: the target worker died
                 if attempt == MAX_ATTEMPTS:
                     raise
                 time.sleep(0.5 * attempt)
