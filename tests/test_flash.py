@@ -274,6 +274,29 @@ def test_emulate_reports_a_firmware_crash_at_boot(toy_firmware, capsys):
     assert "crashed at boot: MemoryError: too big" in err and len(err.strip().splitlines()) == 1
 
 
+def test_emulate_power_cut_keeps_the_flash_of_that_instant(tmp_path, model_file):
+    state = tmp_path / "state"
+    second = tmp_path / "second.ndm"
+    ndm.write(second, make_model(seed=11))
+    emu = Emulator(["--board", "mpy-wasm", "--state", str(state), str(model_file)], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            board.upload(second.read_bytes())
+    finally:
+        assert emu.stop(signal.SIGUSR1) == 0, emu.stderr
+    assert "power cut" in emu.stderr
+    emu = Emulator(["--board", "mpy-wasm", "--state", str(state)], tmp_path / "tmp")
+    try:
+        with Board.open(emu.port) as board:
+            assert board.hello()["model_hash"] == ndm.model_hash(second.read_bytes())
+    finally:
+        assert emu.stop() == 0, emu.stderr
+    # --power-cut-after needs somewhere to keep the flash
+    out = subprocess.run([NDYN, "emulate", "--board", "mpy-wasm", "--power-cut-after", "1"],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 2 and b"needs --state" in out.stderr
+
+
 def test_emulate_without_qemu_says_how_to_install_it(tmp_path, model_file, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert cli.main(["emulate", "--board", "microbit-v1"]) == 3

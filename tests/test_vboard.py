@@ -220,6 +220,23 @@ def test_microbit_flash_snapshot_survives_a_restart(microbit, tmp_path):
         vm.stop()
 
 
+def test_microbit_power_cut_snapshot_holds_what_was_written(tmp_path):
+    snap = tmp_path / "cut.bin"
+    with MicrobitSession({}) as board:
+        board.run("f = open('log.txt', 'w')\nf.write('before the cut')\nf.close()")
+        board.vm.power_cut(save_to=snap)
+        assert not board.vm.running
+    vm = MicrobitVM(files={}, flash_state=snap)
+    try:
+        with serial.Serial(vm.port, 115200, timeout=0.2) as ser:
+            from neurondyn.vboard.rawrepl import RawRepl
+            repl = RawRepl(ser)
+            repl.enter()
+            assert repl.exec("print(open('log.txt').read())").strip() == "before the cut"
+    finally:
+        vm.stop()
+
+
 def test_flash_state_of_wrong_size_is_refused(tmp_path):
     bad = tmp_path / "flash.bin"
     bad.write_bytes(b"\xff" * 100)

@@ -2,7 +2,9 @@
 
 The first stdout line is ``port: /dev/pts/N``, printed once the firmware
 answers the protocol handshake; the board then serves until SIGINT/SIGTERM,
-when the emulator is stopped and its temporary files removed.
+when the emulator is stopped and its temporary files removed. SIGUSR1 (or
+``--power-cut-after``) cuts the power instead: the CPU stops where it is and,
+with ``--state``, the flash is kept exactly as it was at that instant.
 """
 import os
 import signal
@@ -10,7 +12,7 @@ import sys
 import time
 
 from .. import boards, deploy
-from ..errors import DeviceError
+from ..errors import DeviceError, UserError
 
 EMULATED = ("microbit-v1", "mpy-wasm")
 
@@ -27,6 +29,9 @@ def register(subparsers):
     p.add_argument("--line-faults", metavar="SPEC",
                    help="a bad cable between you and the board: drop=P,corrupt=P,dup=P,stall=MS"
                         "[,stall_p=P][,seed=S] (the printed port is the faulty end)")
+    p.add_argument("--power-cut-after", type=float, metavar="S",
+                   help="cut the power S seconds after the port is printed (as SIGUSR1 does "
+                        "at any time): the flash is kept in --state exactly as it was then")
     p.add_argument("--boot-timeout", type=float, default=60.0, metavar="S",
                    help="seconds to wait for the firmware's handshake (default 60)")
     p.set_defaults(func=run)
@@ -36,8 +41,16 @@ class _Stop(Exception):
     pass
 
 
+class _PowerCut(Exception):
+    pass
+
+
 def _on_signal(signum, frame):
     raise _Stop()
+
+
+def _on_power_cut(signum, frame):
+    raise _PowerCut()
 
 
 MICROBIT_STATE = "microbit-flash.bin"
@@ -66,6 +79,8 @@ def run(args) -> int:
     if profile.name == "microbit-v1":
         from ..vboard import require_qemu
         require_qemu()
+    if args.power_cut_after is not None and not args.state:
+        raise UserError("--power-cut-after needs --state DIR (where the flash is kept)")
     ndm_bytes = deploy.read_model_bytes(args.model) if args.model else None
     files = deploy.firmware_files(profile)
     if ndm_bytes:
@@ -81,6 +96,7 @@ def run(args) -> int:
                         pass
     old_int = signal.signal(signal.SIGINT, _on_signal)
     old_term = signal.signal(signal.SIGTERM, _on_signal)
+    old_usr1 = signal.signal(signal.SIGUSR1, _on_power_cut)
     vm = line = None
     try:
         if args.state:
@@ -102,14 +118,29 @@ def run(args) -> int:
             port = line.port
         print("port: %s" % port, flush=True)
         print("serving on virtual %s; Ctrl-C to stop" % profile.name, file=sys.stderr, flush=True)
+        cut_at = (time.monotonic() + args.power_cut_after) if args.power_cut_after is not None else None
         while vm.running:
-            time.sleep(0.2)
+            if cut_at is not None and time.monotonic() >= cut_at:
+                raise _PowerCut()
+            time.sleep(0.02 if cut_at is not None else 0.2)
         raise DeviceError("the virtual %s stopped by itself" % profile.name)
     except _Stop:
+        return 0
+    except _PowerCut:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if vm is None:
+            pass
+        elif profile.name == "mpy-wasm":
+            vm.power_cut()
+        else:
+            vm.power_cut(save_to=os.path.join(args.state, MICROBIT_STATE) if args.state else None)
+        print("power cut", file=sys.stderr, flush=True)
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         if line is not None:
             line.stop()
             print("line faults: %s" % line.counts, file=sys.stderr, flush=True)
@@ -121,3 +152,4 @@ def run(args) -> int:
                 vm.stop()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGUSR1, old_usr1)

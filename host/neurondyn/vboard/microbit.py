@@ -229,6 +229,17 @@ class MicrobitVM:
         atomic_write_bytes(path, tmp.read_bytes())
         tmp.unlink()
 
+    def power_cut(self, save_to=None) -> None:
+        """Cut the power now: freeze the CPU, optionally snapshot the flash as it
+        is at this instant into ``save_to``, then kill QEMU (no clean shutdown)."""
+        if self.running:
+            self.monitor_command("stop")
+            if save_to is not None:
+                self.save_flash(save_to)
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+
     def stop(self) -> None:
         """Power off: stop QEMU and remove the temporary files. Safe to call twice."""
         proc, self.proc = self.proc, None

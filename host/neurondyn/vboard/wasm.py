@@ -116,6 +116,13 @@ class WasmBoard:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def power_cut(self) -> None:
+        """Cut the power now: kill the board (its flash folder is left as it is)."""
+        if self.running:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+
     def stop(self) -> None:
         """Power off and remove temporary files (a ``flash_dir`` of yours is kept)."""
         proc, self.proc = self.proc, None
