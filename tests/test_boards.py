@@ -167,3 +167,14 @@ def test_fwcfg_is_valid_micropython_config():
     ns = {}
     exec(deploy.fwcfg_source(boards.get_profile("esp32")), ns)
     assert ns["IO"] == "stdin"
+
+
+def test_module_heap_counts_assembly_by_instruction_not_by_text():
+    asm = ("import micropython\n@micropython.asm_thumb\ndef f(r0):\n"
+           + "    mov(r1, r0)  # a long comment that costs nothing\n" * 20)
+    py = "def f(x):\n" + "    x = x + 1\n" * 20
+    assert boards.module_heap(asm) == int(boards.HEAP_PER_CODE_BYTE * len(
+        "import micropython\n@micropython.asm_thumb\ndef f(r0):\n")) + 20 * boards.HEAP_PER_ASM_LINE \
+        + boards.HEAP_PER_MODULE
+    assert boards.module_heap(py) == int(boards.HEAP_PER_CODE_BYTE * len("def f(x):\n" + " x = x + 1\n" * 20)) \
+        + boards.HEAP_PER_MODULE

@@ -10,16 +10,16 @@ How the estimate is made (calibrated on the virtual micro:bit, MicroPython
 
 - Heap, firmware: MicroPython compiles each module's source on import and
   keeps the bytecode, so its heap cost follows the amount of *code* (the
-  minified source: comments and docstrings cost nothing). Measured per
-  module on the virtual micro:bit: plain Python 0.8-1.25 B of heap per code
-  byte, ``asm_thumb`` modules (machine code) 0.3-0.43 (six firmware modules:
-  5,424 B measured, 5,903 B estimated); so
-  ``HEAP_PER_CODE_BYTE`` / ``HEAP_PER_ASM_BYTE`` per byte plus
-  ``HEAP_PER_MODULE`` per module (module object, globals dict), plus
-  ``HEAP_RUNTIME`` for the serving loop's preallocated frame buffers.
-- Heap, model: the loader holds the .ndm bytes and the unpacked arrays
-  (gains, exponents, readout as 4-byte floats): ``HEAP_PER_MODEL_BYTE`` per
-  .ndm byte plus ``HEAP_PER_MODEL_FIXED``.
+  minified source: comments and docstrings cost nothing), while an
+  ``asm_thumb`` function keeps only its machine code (~2-4 bytes an
+  instruction line). Measured module by module on the virtual micro:bit
+  (11 firmware modules: 8,528 B measured, 9,763 B estimated):
+  ``HEAP_PER_CODE_BYTE`` per byte of Python code, ``HEAP_PER_ASM_LINE`` per
+  assembly line, ``HEAP_PER_MODULE`` per module (module object, globals
+  dict), plus ``HEAP_RUNTIME`` for the serving loop's frame buffers.
+- Heap, model: the loader keeps the .ndm bytes and a few objects around
+  them; measured 1,424 B for a 666-byte 30 -> 12, K = 6 model:
+  ``HEAP_PER_MODEL_BYTE`` per .ndm byte plus ``HEAP_PER_MODEL_FIXED``.
 - Flash: every firmware file + generated fwcfg.py + two model slots (the
   store keeps the old model until the new one is committed), each rounded up
   to the file system's allocation unit (exact for the micro:bit's fs).
@@ -37,10 +37,10 @@ from .errors import DeviceError, UserError
 from .paths import boards_dir
 
 HEAP_PER_CODE_BYTE = 0.9
-HEAP_PER_ASM_BYTE = 0.35
-HEAP_PER_MODULE = 150
+HEAP_PER_ASM_LINE = 4
+HEAP_PER_MODULE = 100
 HEAP_RUNTIME = 512
-HEAP_PER_MODEL_BYTE = 3.0
+HEAP_PER_MODEL_BYTE = 2.0
 HEAP_PER_MODEL_FIXED = 256
 MODEL_SLOTS = 2
 
@@ -187,10 +187,24 @@ def code_bytes(source) -> int:
 
 def module_heap(source) -> int:
     """Estimated heap a module keeps once imported (see the module docstring)."""
+    import ast
+    from .vboard.minify import minify_checked
     if isinstance(source, bytes):
         source = source.decode("utf-8", "replace")
-    per_byte = HEAP_PER_ASM_BYTE if "asm_thumb" in source else HEAP_PER_CODE_BYTE
-    return int(per_byte * code_bytes(source)) + HEAP_PER_MODULE
+    small = minify_checked(source)
+    lines = small.splitlines()
+    asm = set()
+    try:
+        for node in ast.walk(ast.parse(small)):
+            if isinstance(node, ast.FunctionDef) and any(
+                    isinstance(d, ast.Attribute) and d.attr == "asm_thumb"
+                    for d in node.decorator_list):
+                asm.update(range(node.lineno + 1, node.end_lineno + 1))
+    except SyntaxError:
+        pass
+    asm_lines = sum(1 for i in asm if lines[i - 1].strip())
+    code = sum(len(l) + 1 for i, l in enumerate(lines, 1) if i not in asm and l.strip())
+    return int(HEAP_PER_CODE_BYTE * code + HEAP_PER_ASM_LINE * asm_lines) + HEAP_PER_MODULE
 
 
 def file_cost(profile: BoardProfile, name: str, size: int) -> int:
