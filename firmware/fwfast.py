@@ -1,10 +1,13 @@
 # Thumb (Cortex-M0) kernels of fwmodel: no FPU, no divide, so numbers are
-# (M, E) pairs, value = M * 2**(E-29), |M| in [2**29, 2**30) or M = 0.
-# T = array('i', 32): 0 d_in 1 d_out 2 K 3 &o 4 &s (o/s interleaved) 5 &fac
-# 6 &gains 7 &readout 8 &bias 9 &W (x then phi, as M,E), 10-19 scratch,
-# 20-24 entries UNP MUL ADD RCP PCK, 25-28 saved r8-r11, 29 entry FLT.
-# UNP: float32 at address r0 (any alignment) -> r0 M, r1 E, r2 exponent field. MUL, ADD: (r0,r1) op
-# (r2,r3) -> (r0,r1). RCP: 1/(r0,r1). PCK: (r0,r1) -> r0 float bits.
+# (M, E) pairs, value = M * 2**(E-29), |M| in [2**29, 2**30) or M = 0;
+# products of 16-bit halves keep ~29 bits, far inside the 1e-4 parity.
+# T = array('i'): 0 d_in 1 d_out 2 K, 3 &o 4 &s (in the .ndm, stride 8),
+# 5 &atoms (in the .ndm), 6 &gains e^c, 8 &bias (in the .ndm), 9 &W = T+128:
+# x (M,E) per input, phi (M,E) per atom, readout address per atom;
+# 10-19 scratch, 20-24 entries UNP MUL ADD RCP PCK, 25-28 saved r8-r11,
+# 29 entry FLT. UNP: float32 at address r0 (any alignment) -> r0 M, r1 E,
+# r2 exponent field. MUL, ADD: (r0,r1) op (r2,r3) -> (r0,r1). RCP: 1/(r0,r1)
+# by long division. PCK: (r0,r1) -> r0 float32 bits (rounded).
 # Callers: ldr(r4, [T, 80..]) + bl to a bx(r4). One-space indents and no
 # comments inside: the V1 holds a module's source in RAM while compiling.
 import micropython

@@ -1,10 +1,10 @@
-# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n, gains): the
-# header (magic, version 1, quantised, no unknown flag, d_in and d_out >= 1)
-# into T[0..2], addresses into T[3..6], T[9] = T + 128 (W); every float finite, scales non-zero, indices increasing
-# < d_in, exponents in {-2,-1,1,2}, names length, body ends at n (never
-# reads past n); copies each c to the gains array at T[6], puts the bias
-# address in T[8]. The kernels then read o/s, atoms, readout and bias in
-# place from the .ndm bytes. 0 ok, 7 bad.
+# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n, gains):
+# header (magic, version 1, quantised, no unknown flag, d_in, d_out >= 1)
+# into T[0..2], addresses into T[3..6] and T[9]; every float finite, scales
+# non-zero, indices increasing < d_in, exponents in {-2,-1,1,2}, names
+# length, body ends exactly at n (never reads past n); copies each c into
+# gains, puts the bias address in T[8]. The kernels then read o/s, atoms,
+# readout and bias in place from the .ndm bytes. 0 ok, 7 bad.
 import micropython
 
 @micropython.asm_thumb
