@@ -1,10 +1,13 @@
 """The header-only C export: compiled with gcc (-std=c99 -Wall -Werror -pedantic)
 into a small CSV filter, compared with Model.predict on every row."""
+import pathlib
 import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from neurondyn import cli, export_c, ndm
 from neurondyn.bench.export import random_model
@@ -177,3 +180,18 @@ def test_cli_export_c_and_tflite(tmp_path, capsys):
                      "-o", str(tmp_path / "bad.h")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.h").exists()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(0, 4), st.integers(0, 2 ** 31))
+def test_any_small_model_compiles_and_matches(d_in, d_out, k, seed):
+    """Edge shapes (d_in = 1, d_out = 1, K = 0..4): warning-free and equal to predict."""
+    rng = np.random.default_rng(seed)
+    model = ndm.loads(ndm.dumps(random_model(d_in, d_out, k, rng)))
+    raw = rng.uniform(1, 5, size=(20, d_in)).astype(np.float32).astype(np.float64)
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = _run(_compile(pathlib.Path(tmp), model), raw)
+    got = np.array([[float(v) for v in line.split(",")] for line in lines])
+    host = model.predict(raw)
+    rms = np.sqrt(np.mean(host ** 2, axis=0))
+    assert np.all(np.abs(got - host) <= 1e-5 * (np.abs(host) + rms))

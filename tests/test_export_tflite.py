@@ -2,6 +2,7 @@
 every test row under ai-edge-litert and under the TFLite-Micro interpreter."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import tflite as tfl
 
 from neurondyn import export_tflite, ndm
@@ -220,3 +221,15 @@ def test_export_bench_one_size(monkeypatch):
     assert mlp["tflm_vs_litert_max_lsb"] < 4    # int8 kernels differ by LSBs only
     table = bench.render([r], quick=True)
     assert "| 3 -> 1 | ours K=2, float32 .tflite | %d |" % ours["tflite_bytes"] in table
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(0, 4), st.integers(0, 2 ** 31))
+def test_any_small_model_round_trips(d_in, d_out, k, seed):
+    """Edge shapes (d_in = 1, d_out = 1, K = 0..4) under both runtimes."""
+    rng = np.random.default_rng(seed)
+    model = _through_ndm(random_model(d_in, d_out, k, rng))
+    raw = rng.uniform(1, 5, size=(20, d_in)).astype(np.float32).astype(np.float64)
+    blob = export_tflite.to_bytes(model)
+    _check_parity(model, raw, run_litert(blob, raw), "ai-edge-litert")
+    _check_parity(model, raw, run_tflm(blob, raw), "tflite-micro")
