@@ -8,7 +8,7 @@ Used by the firmware tests: the same test script runs inside MicroPython 1.9.2
         board.run("import gc\\nprint(gc.mem_free())")
 
 Scripts go through the raw REPL on the micro:bit, flow-controlled by a small
-loader (rawrepl.MICROBIT_LOADER, ~800 B of heap while a session lives); they
+loader (rawrepl.MICROBIT_LOADER, ~500 B of heap while a session lives); they
 are compiled in its ~9 KB heap, so keep each one short (a few KB) and put
 bulk code in files.
 A board-side exception raises ``ReplError`` (``.stdout``, ``.stderr``).

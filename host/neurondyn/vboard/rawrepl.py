@@ -77,36 +77,31 @@ def write_paced(ser, data: bytes, chunk: int = CHUNK, pause: float = CHUNK_PAUSE
 # byte loop) in 32-byte blocks and acknowledges each block with 0x06, so the host never
 # has more than 32 bytes in flight and the 64-byte UART buffer cannot overflow
 # however the host and QEMU are scheduled. Ctrl-C is disabled while it reads so
-# binary payloads (0x03) pass. ``_X(n)`` runs n bytes of script with the
-# buffer freed before compiling: peak heap as low as the plain raw REPL's.
-# Both functions keep ~800 B of heap while the session lives.
+# binary payloads (0x03) pass. ``_L(n)`` runs the n bytes as a script (the
+# bytearray freed before compiling: peak heap as low as the plain raw REPL's);
+# ``_L(n, f)`` hands them to ``f``. It keeps ~500 B of heap while a session lives.
 MICROBIT_LOADER = (
-    "def _L(n):\n"
+    "def _L(n,f=0):\n"
     " from microbit import uart\n"
-    " import micropython\n"
-    " micropython.kbd_intr(-1)\n"
-    " b=bytearray(n)\n"
-    " p=0\n"
+    " import micropython as m\n"
+    " m.kbd_intr(-1)\n"
+    " b=bytearray(n);p=0\n"
     " try:\n"
     "  while p<n:\n"
-    "   e=p+32\n"
-    "   if e>n:\n"
-    "    e=n\n"
+    "   e=min(p+32,n)\n"
     "   while p<e:\n"
     "    d=uart.read(e-p)\n"
     "    if d:\n"
     "     for x in d:\n"
-    "      b[p]=x\n"
-    "      p+=1\n"
+    "      b[p]=x;p+=1\n"
     "   uart.write(b'\\x06')\n"
     " finally:\n"
-    "  micropython.kbd_intr(3)\n"
-    " return b\n"
-    "def _X(n):\n"
-    " s=bytes(_L(n))\n"
-    " import gc\n"
-    " gc.collect()\n"
-    " exec(s)\n"
+    "  m.kbd_intr(3)\n"
+    " if f:\n"
+    "  return f(b)\n"
+    " b=bytes(b)\n"
+    " import gc;gc.collect()\n"
+    " exec(b)\n"
 )
 ACK = b"\x06"
 DIRECT_MAX = 48      # scripts up to this size are sent as they are
@@ -210,7 +205,7 @@ class RawRepl:
         if self.loader is None or len(code) <= DIRECT_MAX or not flow:
             return self._direct(code, timeout)
         self._ensure_loader()
-        return self._streamed(b"_X(%d)" % len(code), code, timeout)
+        return self._streamed(b"_L(%d)" % len(code), code, timeout)
 
     def exec(self, code, timeout: float = 30.0, flow: bool = True) -> str:
         out, err = self.exec_raw(code, timeout, flow)
@@ -224,7 +219,7 @@ class RawRepl:
         if self.loader is None:
             return self.exec("%s(%r)" % (func, data), timeout)
         self._ensure_loader()
-        out, err = self._streamed(b"%s(_L(%d))" % (func.encode(), len(data)), data, timeout)
+        out, err = self._streamed(b"_L(%d,%s)" % (len(data), func.encode()), data, timeout)
         if err:
             raise ReplError(out, err)
         return out
