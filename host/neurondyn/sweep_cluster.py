@@ -22,13 +22,35 @@ from .errors import UserError
 # in every worker's environment, turns off glibc's adaptive mmap threshold (+50 %
 # CPU per task), and the statistical profiler samples the task thread every 10 ms
 # (+30 %).  Without both, a task costs the same CPU in a worker as in a plain loop.
-# Workers of a user's own cluster get the same with these environment variables:
-#   DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None
-#   DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False
+# Workers of a user's own cluster get the same from FAST_WORKER_YAML saved as
+# ~/.config/dask/ndyn-sweep.yaml on their machines (a DASK_... environment variable
+# cannot do it: it would add a lower-case key beside MALLOC_TRIM_THRESHOLD_).
+MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
 FAST_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                       "distributed.worker.profile.enabled": False}
-FAST_WORKER_ENV = {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_": "None",
-                   "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+FAST_WORKER_YAML = """\
+# ndyn sweep: Dask workers that run anneals as fast as a plain process
+distributed:
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+  worker:
+    profile:
+      enabled: false
+"""
+
+
+def fast_worker_env(folder) -> dict:
+    """Environment for ``dask scheduler``/``dask worker`` processes: FAST_WORKER_YAML in ``folder``.
+
+    DASK_CONFIG points Dask at ``folder`` instead of ~/.config/dask.
+    """
+    with open(os.path.join(folder, "ndyn-sweep.yaml"), "w") as fh:
+        fh.write(FAST_WORKER_YAML)
+    env = dict(os.environ, DASK_CONFIG=os.path.abspath(folder))
+    env.pop(MALLOC_VAR, None)     # left here by any earlier Dask cluster of this process
+    return env
+
 
 LOOPBACK = "127.0.0.1"
 DASHBOARD_ADDRESS = LOOPBACK + ":8787"
@@ -94,12 +116,20 @@ def start_local_cluster(workers, dashboard=False, preload=True):
     # loopback port rather than 8787, which a user's own dashboard may hold.
     http = ({} if dashboard else
             {"scheduler_kwargs": {"dashboard": False, "dashboard_address": LOOPBACK + ":0"}})
-    with dask.config.set(FAST_WORKER_CONFIG):     # captured by each nanny, restarts included
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            host=LOOPBACK, scheduler_port=0,
-                            dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
-                            silence_logs=logging.ERROR, preload=[__name__] if preload else [],
-                            **http)
+    # A Dask nanny copies its pre-spawn environment into this process's own, so any
+    # cluster started earlier here (with Dask's defaults) left MALLOC_TRIM_THRESHOLD_
+    # behind for our workers to inherit: hide it while they are spawned.
+    hidden = os.environ.pop(MALLOC_VAR, None)
+    try:
+        with dask.config.set(FAST_WORKER_CONFIG):   # captured by each nanny, restarts included
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                host=LOOPBACK, scheduler_port=0,
+                                dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
+                                silence_logs=logging.ERROR,
+                                preload=[__name__] if preload else [], **http)
+    finally:
+        if hidden is not None:
+            os.environ[MALLOC_VAR] = hidden
 
 
 @contextmanager

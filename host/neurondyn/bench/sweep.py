@@ -48,7 +48,7 @@ import numpy as np
 from . import BenchContext, SuiteResult
 from .problems import make_problem, problem_seed
 from .table import md_table, secs
-from ..sweep_cluster import FAST_WORKER_ENV
+from ..sweep_cluster import fast_worker_env
 
 WIDTH = 10
 FULL = {"ks": (1, 2, 4, 6), "per_cell": 10, "rows": 1000, "schedule": "geometric:30:0.02:1000"}
@@ -193,6 +193,13 @@ def _stop(procs):
             p.wait()
 
 
+def _worker_settings():
+    """(MALLOC_TRIM_THRESHOLD_, profiler on?) as a worker process sees them."""
+    import dask
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            bool(dask.config.get("distributed.worker.profile.enabled")))
+
+
 @contextmanager
 def loopback_cluster(log_dir, workers=2):
     """``dask scheduler`` + ``workers`` x ``dask worker`` as separate processes on 127.0.0.1.
@@ -204,7 +211,9 @@ def loopback_cluster(log_dir, workers=2):
     port = _free_port()
     address = "tcp://127.0.0.1:%d" % port
     quiet = ["--dashboard-address", "127.0.0.1:0", "--no-dashboard"]
-    env = dict(os.environ, **FAST_WORKER_ENV)     # what the sweep docs tell users to set
+    config = os.path.join(log_dir, "dask-config")
+    os.makedirs(config, exist_ok=True)
+    env = fast_worker_env(config)     # what the sweep docs tell users to configure
     procs = []
     try:
         procs.append(subprocess.Popen(
@@ -228,6 +237,10 @@ def loopback_cluster(log_dir, workers=2):
                 time.sleep(0.5)
         with client:
             client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
+            settings = client.run(_worker_settings)
+        if any(v != (None, False) for v in settings.values()):
+            raise RuntimeError("loopback workers did not take the sweep's Dask settings: %r"
+                               % settings)
         yield address
     finally:
         _stop(procs)
