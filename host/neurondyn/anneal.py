@@ -147,18 +147,24 @@ class Annealer:
             work = np.sort(rng.permutation(n_rows)[:WORK_ROWS])
         else:
             work = np.arange(n_rows)
-        design = Design(L_all[work], Y[work])
-        max_nz, sub_rows = plan(design.n, d_in)
+        # a channel that is constant on the data cannot carry an exponent (any value
+        # fits equally): the pool works on the varying channels only
+        Lw = L_all[work]
+        active = np.flatnonzero(Lw.max(axis=0) > Lw.min(axis=0))
+        if active.size == 0:            # nothing varies: no atom can form
+            active = np.arange(d_in)
+        design = Design(Lw[:, active], Y[work])
+        max_nz, sub_rows = plan(design.n, active.size)
         sub = np.sort(rng.permutation(design.n)[:sub_rows])
         dictionary = Dictionary(design.L, design.Y, sub, max_nz)
         # reuse a shortlist for a number of steps that grows with the cost of a scoring
-        stale = int(min(50, max(8, round(dictionary.size * sub.size / 2e6))))
+        stale = int(min(50, max(16, round(dictionary.size * sub.size / 2e6))))
         nuc = _Nucleator(dictionary, design, stale)
 
         init_atoms = []
         if init is not None:
             for w in np.clip(np.round(init.exponents), -2, 2).astype(int):
-                t = tuple(int(v) for v in w)
+                t = tuple(int(v) for v in w[active])
                 if any(t) and t not in init_atoms:
                     init_atoms.append(t)
         capacity = self.pool if self.pool is not None else d_in
@@ -208,7 +214,7 @@ class Annealer:
         if state.k >= capacity:
             saturated = self._would_grow(state, nuc)
 
-        model = self._crystallise(state, L_all, Y, offset, scale, inputs, outputs)
+        model = self._crystallise(state, L_all, Y, offset, scale, inputs, outputs, active)
         self.model_ = model
         pred = model.bias + np.exp(L_all @ model.exponents.T + model.log_gain) @ model.readout
         rss_all = np.sum((Y - pred) ** 2, axis=0)
@@ -377,18 +383,21 @@ class Annealer:
         E = np.where(valid, D.energy_from_rss(rss, pen), np.inf)
         return bool(np.min(E) < st.energy - 1e-9)
 
-    def _crystallise(self, st: PoolState, L, Y, offset, scale, inputs, outputs) -> Model:
+    def _crystallise(self, st: PoolState, L, Y, offset, scale, inputs, outputs,
+                     active) -> Model:
         """Exact least-squares refit of gains, readouts and bias on every row."""
         order = list(range(st.k))
         if st.k:
             V = st.binding()
             order = sorted(order, key=lambda i: (-float(V[i]) if np.isfinite(V[i]) else 0.0,
                                                  st.atoms[i]))
-        W = np.array([st.atoms[i] for i in order], dtype=np.float64).reshape(-1, L.shape[1])
-        if not self.quantize and W.shape[0]:
+        Wa = np.array([st.atoms[i] for i in order], dtype=np.float64).reshape(-1, active.size)
+        if not self.quantize and Wa.shape[0]:
             D = st.design
-            W = continuous_phase(D.L, D.Y, W, lambda rss, W_: D.energy_from_rss(
+            Wa = continuous_phase(D.L, D.Y, Wa, lambda rss, W_: D.energy_from_rss(
                 rss, D.penalty_of([tuple(w) for w in W_])))
+        W = np.zeros((Wa.shape[0], L.shape[1]))
+        W[:, active] = Wa
         log_gain, readout, bias = _linear_fit(L, Y, W)
         return Model(offset, scale, W, log_gain, readout, bias, inputs, outputs,
                      quantized=self.quantize)

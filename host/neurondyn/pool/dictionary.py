@@ -21,12 +21,13 @@ from itertools import combinations, product
 
 import numpy as np
 
-BUDGET = 72_000_000          # float32 entries (~290 MB)
+BUDGET = 36_000_000          # float32 entries (~145 MB)
 MIN_ROWS = 128
 MAX_ROWS = 512
 CHUNK = 8192
 PREFILTER = 2048
 PREFILTER_MIN = 256
+PREFILTER_DIRECTIONS = 4
 
 
 def lattice_atoms(d: int, max_nonzero: int) -> np.ndarray:
@@ -155,10 +156,19 @@ class Dictionary:
         else:
             resid = self.Yc
         rss = np.maximum(np.einsum("ij,ij->j", resid, resid), 1e-300)
-        R32 = np.ascontiguousarray((resid / np.sqrt(rss)).T, dtype=np.float32)
-        num = np.matmul(R32, self.G, out=self._buffer(d_out)[:d_out])   # (d_out, P)
+        Rn = resid / np.sqrt(rss)                                        # (M, d_out)
+        R32 = np.ascontiguousarray(Rn.T, dtype=np.float32)
+        if d_out > PREFILTER_DIRECTIONS:
+            # sum_o (g.r_o)^2 = ||S U^T g||^2: the leading directions of the residuals
+            U, S, _ = np.linalg.svd(Rn, full_matrices=False)
+            P32 = np.ascontiguousarray((U[:, :PREFILTER_DIRECTIONS] * S[:PREFILTER_DIRECTIONS]).T,
+                                       dtype=np.float32)
+        else:
+            P32 = R32
+        q = P32.shape[0]
+        num = np.matmul(P32, self.G, out=self._buffer(q)[:q])            # (q, P)
         num *= num
-        corr = num[0] if d_out == 1 else num.sum(axis=0)
+        corr = num[0] if q == 1 else num.sum(axis=0)
         ex = set(tuple(w) for w in exclude)
         pre = min(max(PREFILTER_MIN, self.size // 16, top + len(ex)), PREFILTER, self.size)
         idx = np.argpartition(-corr, pre - 1)[:pre]

@@ -30,6 +30,7 @@ import numpy as np
 
 RSS_FLOOR_REL = 1e-7       # floor on RMS(residual) / RMS(y)
 DEGENERATE = 1e-9          # a column this close to the span of the others adds nothing
+TIGHT = 1e-9               # below this fraction of the base RSS, recompute without cancellation
 _CACHE_LIMIT = 6000
 
 
@@ -212,7 +213,7 @@ class Design:
         n2s = np.where(valid, n2, 1.0)
         rss = basis.rss[None, :] - num ** 2 / n2s[:, None]
         # where the new RSS is small, cancellation matters: recompute it properly
-        tight = valid[:, None] & (rss < 1e-6 * basis.rss[None, :])
+        tight = valid[:, None] & (rss < TIGHT * basis.rss[None, :])
         if np.any(tight):
             for t in np.flatnonzero(tight.any(axis=1)):
                 rss[t] = self._precise_rss(basis, GT[t])
@@ -245,7 +246,7 @@ class Design:
         valid = (n2 > DEGENERATE ** 2 * var) & (n2 > 1e-13 * s2) & (var > 0)
         n2s = np.where(valid, n2, 1.0)
         rss = basis.rss[None, :] - num ** 2 / n2s[:, None]
-        tight = valid[:, None] & (rss < 1e-6 * basis.rss[None, :])
+        tight = valid[:, None] & (rss < TIGHT * basis.rss[None, :])
         if np.any(tight):
             for t in np.flatnonzero(tight.any(axis=1)):
                 rss[t] = self._precise_rss(basis, self.XPT[t] * phi)

@@ -35,7 +35,7 @@ from ..model import EXPONENT_MAX, EXPONENT_MIN
 
 RIPENING_RATE = 0.5
 MIN_MASS = 1e-6
-MERGE_OPTIONS = 48
+MERGE_OPTIONS = 24
 
 
 def heat_bath(energies, tau, rng) -> int:
