@@ -5,6 +5,11 @@ import struct
 import fwio as P
 import fwstore
 from fwio import copy, FAST
+# PULL, TRAIN, TRAIN_COMMIT (feeling) go to fwtrain.do where the image ships
+# it (not in the closure deploy follows: the V1's 29 KB hold no more); terse
+# lines because every byte here costs the V1's file system.
+try:T=__import__('fwtrain').do
+except:T=lambda*a:4
 
 
 def do(self, b, s, n):
@@ -86,6 +91,6 @@ def do(self, b, s, n):
         struct.pack_into('<IBBB', p, 2, m.crc, m.d_in, m.d_out, m.k)
         k = 7
     else:
-        return 4
+        return T(self,b,s,n)
     L.reply(0x80 | b, s, k)
     return 0
