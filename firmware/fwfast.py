@@ -5,9 +5,10 @@
 # 5 &atoms (in the .ndm), 6 &gains e^c, 8 &bias (in the .ndm), 9 &W = T+128:
 # x (M,E) per input, phi (M,E) per atom, readout address per atom;
 # 10-19 scratch, 20-24 entries UNP MUL ADD RCP PCK, 25-28 saved r8-r11,
-# 29 entry FLT. UNP: float32 at address r0 (any alignment) -> r0 M, r1 E,
-# r2 exponent field. MUL, ADD: (r0,r1) op (r2,r3) -> (r0,r1). RCP: 1/(r0,r1)
-# by long division. PCK: (r0,r1) -> r0 float32 bits (rounded).
+# 29 entry FLT, 30 at(), 31 ro(). UNP: float32 at address r0 (any
+# alignment) -> r0 M, r1 E, r2 exponent field. MUL, ADD: (r0,r1) op (r2,r3)
+# -> (r0,r1). RCP: 1/(r0,r1) by long division. PCK: (r0,r1) -> r0 float32
+# bits (rounded).
 # Callers: ldr(r4, [T, 80..]) + bl to a bx(r4). One-space indents and no
 # comments inside: the V1 holds a module's source in RAM while compiling.
 import micropython
@@ -15,6 +16,12 @@ import micropython
 @micropython.asm_thumb
 def addr(r0):
  mov(r0, r0)
+
+# code(f): entry address (thumb bit set) of the asm_thumb function f
+@micropython.asm_thumb
+def code(r0):
+ ldr(r0, [r0, 8])
+ add(r0, 1)
 
 # lib(T): entries of UNP, MUL, ADD (thumb bit set) into T[20..22]
 @micropython.asm_thumb

@@ -1,11 +1,14 @@
 # Kernel 1 of the Thumb forward pass (number format and T: fwfast.py).
-# ch(T, x): x_j = s_j*(r_j - o_j) into W; 5 if one is <= 0, NaN or inf.
-# r8-r11 are saved in T[25..28] and restored: the C caller may use them.
+# ch(T, x, y): x_j = s_j*(r_j - o_j) into W; 5 if one is <= 0, NaN or inf,
+# else calls at(T) and ro(T, y) (code addresses in T[30], T[31]): one call
+# from Python per inference. r8-r11 are saved in T[25..28] and restored
+# (the C caller may use them) before the calls, which do the same.
 import micropython
 
 @micropython.asm_thumb
-def ch(r0, r1):
+def ch(r0, r1, r2):
  mov(r7, r0)
+ str(r2, [r7, 72])
  mov(r3, r8)
  str(r3, [r7, 100])
  mov(r3, r9)
@@ -88,3 +91,14 @@ def ch(r0, r1):
  mov(r10, r3)
  ldr(r3, [r7, 112])
  mov(r11, r3)
+ cmp(r0, 0)
+ bne(L6)
+ mov(r0, r7)
+ ldr(r4, [r7, 120])
+ bl(L4)
+ mov(r0, r7)
+ ldr(r1, [r7, 72])
+ ldr(r4, [r7, 124])
+ bl(L4)
+ mov(r0, 0)
+ label(L6)

@@ -57,6 +57,7 @@ class Model:
         T = array('i', [0] * (32 + 2 * b[6] + 3 * k))
         fwfast.lib(T)
         fwfastb.lib(T)
+        T[30], T[31] = fwfast.code(fwfat.at), fwfast.code(fwfro.ro)
         if fwfval.val(T, b, n, g):
             return E_BAD_MODEL
         for i in range(k):
@@ -70,8 +71,4 @@ class Model:
     def infer(self, r, y):
         # r: array('f') of d_in raw values, y: array('f') of d_out (written
         # only on success) -> 0 or E_BAD_INPUT
-        if fwfch.ch(self.T, r):
-            return E_BAD_INPUT
-        fwfat.at(self.T)
-        fwfro.ro(self.T, y)
-        return 0
+        return fwfch.ch(self.T, r, y)
