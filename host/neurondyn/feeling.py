@@ -239,3 +239,21 @@ def retrain(board, X, Y, inputs, outputs, epochs: int = EPOCHS, holdout: float =
             "structural_change": bool(structural),
             "not_converged": bool(not structural and after > 2.0 * reach + 1e-6 * spread),
             "model_hash": new_hash, "old_hash": ndm.model_hash(blob)}
+
+
+# -- firmware -------------------------------------------------------------------
+FIRMWARE = ("fwlearn.py", "fwtrain.py")
+
+
+def firmware_files(files: dict) -> dict:
+    """``files`` (a board image, e.g. deploy.image_files) plus the feeling modules.
+
+    fwcmd hands PULL/TRAIN/TRAIN_COMMIT to fwtrain only where the image ships
+    it: deploy's closure leaves it out because the micro:bit V1's file system
+    has no room for it next to the serving firmware (docs/feeling.md).
+    """
+    from .paths import firmware_dir
+    out = dict(files)
+    for name in FIRMWARE:
+        out[name] = (firmware_dir() / name).read_bytes()
+    return out

@@ -1,0 +1,352 @@
+"""The ``feeling`` suite of ``ndyn bench``: on-board retraining on the virtual micro:bit.
+
+A hand-built law (3 sensors -> 1 output, K = 3 atoms, integer exponents, 1 %
+noise, public seed) runs on the virtual micro:bit (QEMU, MicroPython 1.9.2,
+``-icount shift=6``: deterministic ~16 MHz clock) with the firmware's own
+``fwmodel`` (Thumb kernels, parameters in place in the .ndm) and ``fwtrain``
+(the TRAIN / PULL handlers of docs/feeling.md, driven by a small on-board
+driver instead of the serial loop: the V1's 29 KB file system cannot hold the
+serving firmware and fwtrain together yet, see docs/feeling.md). Scenarios:
+
+- gain drift: sensors 1 and 2 read x1.3 and x0.8;
+- offset: the output gains +0.5 (about a fifth of its spread);
+- scale: the output is scaled x1.25;
+- structural: one atom's exponent changes (t^2/p -> t/p): feeling alone cannot
+  absorb it; remelting the pulled model on the host
+  (``Annealer(reheat=...).fit(X, Y, init=pulled)``) recovers the new atoms.
+
+For 100, 200 and 400 drifted samples (each streamed ``feeling.EPOCHS`` times,
+the ``ndyn retrain`` default) the board's RMSE on 200 fresh drifted rows (its
+own EVAL) is reported beside the clean RMSE (pre-drift model, pre-drift data),
+the drifted RMSE before retraining, and a full re-anneal on the host from the
+same samples (``neurondyn.anneal.Annealer``); plus device µs per training
+step and the lowest free heap seen while training. Also on a 30 -> 12 (K = 6)
+model: µs per step and free heap while training (issue 4: >= 1.5 KB).
+Heap figures include the harness's raw-REPL loader (~800 B).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .. import feeling, ndm
+from ..model import Model
+from ..paths import firmware_dir
+
+SEED = 4004
+NOISE = 0.01
+COUNTS = (100, 200, 400)
+FRESH = 100
+KERNELS = ["fwfval", "fwfast", "fwfastb", "fwfch", "fwfat", "fwfro"]
+MODULES = ["fwtdrv"] + KERNELS + ["fwlearn", "fwtrain", "fwmodel"]
+REHEAT = 1.0
+
+# On-board driver (MicroPython 1.9.2): TRAIN / EVAL / PULL messages built from
+# files and handed to fwtrain.run, one sample per message (as over the V1's link).
+DRIVER = """import gc
+import time
+from struct import pack_into
+
+
+class L:
+    raw = bytearray(204)
+
+    def reply(s, t, q, n):
+        s.n = n
+
+
+class S:
+    g = bytearray(244)
+    m = None
+
+
+S.L = L()
+
+
+def load(n):
+    import fwmodel
+    import fwtrain
+    S.m = None
+    fwtrain.S = None
+    gc.collect()
+    m = fwmodel.Model()
+    print(m.load(bytearray(open(n, 'rb').read())))
+    S.m = m
+
+
+def feed(n, rows, fl, mu):
+    import fwtrain
+    g = S.g
+    p = S.L.raw
+    w = 4 * (S.m.d_in + S.m.d_out)
+    g[0] = fl
+    pack_into('<f', g, 1, mu)
+    f = open(n, 'rb')
+    b = bytearray(w)
+    us = u = 0
+    ss = 0.0
+    lo = 99999
+    for r in range(rows):
+        f.readinto(b)
+        for i in range(w):
+            g[5 + i] = b[i]
+        t = time.ticks_us()
+        fwtrain.do(S, 32, 0, 5 + w)
+        us += time.ticks_diff(time.ticks_us(), t)
+        u += p[2]
+        for i in range(S.m.d_out):
+            ss += fwtrain.f(p, 6 + 4 * i)
+        lo = min(lo, gc.mem_free())
+    f.close()
+    print(u, repr(ss), us, lo)
+
+
+def pull(o):
+    import fwtrain
+    pack_into('<IH', S.g, 0, o, 96)
+    fwtrain.do(S, 19, 0, 6)
+    print(''.join('%02x' % S.L.raw[10 + i] for i in range(S.L.n - 8)))
+"""
+
+
+def law() -> Model:
+    """y = 2 t^2/p + 0.5 v p + 0.3 t v + 1 over t, p, v in [0.5, 2]."""
+    w = [[2, -1, 0], [0, 1, 1], [1, 0, 1]]
+    return Model(np.zeros(3), np.ones(3), w, np.log([2.0, 0.5, 0.3]), [[1.0], [1.0], [1.0]],
+                 [1.0], ["t", "p", "v"], ["y"]).rounded_to_float32()
+
+
+def scenarios(model):
+    """name -> (target function of raw rows, true model after the change or None)."""
+    def gain(X):
+        Xd = X.copy()
+        Xd[:, 0] *= 1.3
+        Xd[:, 1] *= 0.8
+        return model.predict(Xd)
+    w = model.exponents.copy()
+    w[0] = [1, -1, 0]
+    changed = Model(model.offset, model.scale, w, model.log_gain, model.readout, model.bias,
+                    model.inputs, model.outputs)
+    return {"gain x1.3 / x0.8": (gain, None),
+            "output offset +0.5": (lambda X: model.predict(X) + 0.5, None),
+            "output scale x1.25": (lambda X: 1.25 * model.predict(X), None),
+            "structural t^2/p -> t/p": (changed.predict, changed)}
+
+
+class MicrobitFeeling:
+    """A virtual micro:bit with fwmodel + fwtrain + the driver and ``files`` (model, data).
+
+    Data go in with the image (the raw REPL's loader would cost ~800 B of the
+    V1's heap); scripts are kept under 48 bytes for the same reason.
+    """
+
+    def __init__(self, files):
+        from ..vboard import MicrobitSession
+        fw = firmware_dir()
+        image = {n + ".py": (fw / (n + ".py")).read_bytes() for n in MODULES if n != "fwtdrv"}
+        image["fwtdrv.py"] = DRIVER.encode()
+        image.update(files)
+        self.s = MicrobitSession(image)
+        try:
+            for name in MODULES:         # one import per script: the V1 compiles on import
+                self.s.run("import %s" % name)
+            self.s.run("from fwtdrv import *")   # imports fwmodel/fwtrain lazily
+        except BaseException:
+            self.s.stop()
+            raise
+
+    def stop(self):
+        self.s.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def heap(self) -> int:
+        return int(self.s.run("gc.collect()\nprint(gc.mem_free())"))
+
+    def load(self, name="m.ndm"):
+        out = self.s.run("load(%r)" % name).split()
+        if out != ["0"]:
+            raise RuntimeError("the board refused the model: %s" % out)
+
+    def feed(self, name, rows, evaluate=False, mu=0.0):
+        out = self.s.run("feed(%r,%d,%d,%r)" % (name, rows, 1 if evaluate else 0, mu),
+                         timeout=600).split()
+        used, sse, us, low = int(out[0]), float(out[1]), int(out[2]), int(out[3])
+        return {"used": used, "sse": sse, "us": us, "heap_low": low}
+
+    def rmse(self, name, rows, d_out):
+        r = self.feed(name, rows, evaluate=True)
+        return float(np.sqrt(r["sse"] / (r["used"] * d_out)))
+
+    def pull(self) -> bytes:
+        data = b""
+        while True:
+            part = bytes.fromhex(self.s.run("pull(%d)" % len(data)).strip())
+            if not part:
+                break
+            data += part
+        ndm.loads(data)               # CRC-32 and bounds checked
+        return data
+
+
+def labelled(X, Y) -> bytes:
+    return np.hstack([X, Y]).astype("<f4").tobytes()
+
+
+def host_anneal(X, Y, model, init=None):
+    from ..anneal import Annealer
+    t0 = time.perf_counter()
+    a = Annealer(seed=0, reheat=REHEAT if init is not None else None)
+    a.fit(X, Y, inputs=model.inputs, outputs=model.outputs, init=init)
+    return a.model_, time.perf_counter() - t0
+
+
+def run_scenarios(quick=False, log=print):
+    model = law()
+    blob = ndm.dumps(model)
+    rng = np.random.default_rng(SEED)
+    n_max = max(COUNTS)
+    X = rng.uniform(0.5, 2.0, (n_max, 3))
+    Xf = rng.uniform(0.5, 2.0, (FRESH, 3))
+    spread = float(np.std(model.predict(Xf)))
+
+    def noisy(y):
+        return y + NOISE * spread * rng.standard_normal(y.shape)
+    out = {"noise_rms": NOISE * spread, "scenarios": []}
+    clean_files = {"m.ndm": blob, "c.bin": labelled(Xf, noisy(model.predict(Xf)))}
+    for name, (target, truth) in scenarios(model).items():
+        if quick and truth is None and name != "gain x1.3 / x0.8":
+            continue
+        log("feeling: %s" % name)
+        Y = noisy(target(X))
+        Yf = noisy(target(Xf))
+        files = {"m.ndm": blob, "e.bin": labelled(Xf, Yf), "t.bin": labelled(X, Y)}
+        if "clean_rmse" not in out:
+            files.update(clean_files)
+        row = {"scenario": name, "runs": []}
+        with MicrobitFeeling(files) as board:
+            board.load()
+            if "clean_rmse" not in out:
+                out["clean_rmse"] = board.rmse("c.bin", FRESH, 1)
+            row["drifted_rmse"] = board.rmse("e.bin", FRESH, 1)
+            for n in (COUNTS if not quick else (n_max,)):
+                board.load()
+                us = steps = 0
+                low = 1 << 30
+                t0 = time.perf_counter()
+                for _ in range(feeling.EPOCHS):
+                    r = board.feed("t.bin", n)
+                    us += r["us"]
+                    steps += r["used"]
+                    low = min(low, r["heap_low"])
+                wall = time.perf_counter() - t0
+                after = board.rmse("e.bin", FRESH, 1)
+                pulled = ndm.loads(board.pull())
+                host, secs = host_anneal(X[:n], Y[:n], model)
+                run = {"samples": n, "board_rmse": after, "us_per_step": us / steps,
+                       "heap_low": low, "wall_s": wall,
+                       "pulled_rmse": feeling.rmse(pulled.predict(Xf), Yf),
+                       "anneal_rmse": feeling.rmse(host.predict(Xf), Yf), "anneal_s": secs,
+                       "anneal_k": host.k_star}
+                if truth is not None:
+                    remelt, rsecs = host_anneal(X[:n], Y[:n], model, init=pulled)
+                    run.update(remelt_rmse=feeling.rmse(remelt.predict(Xf), Yf), remelt_s=rsecs,
+                               remelt_exact=remelt.atom_set() == truth.atom_set())
+                row["runs"].append(run)
+        out["scenarios"].append(row)
+    return out
+
+
+def big_model_step():
+    """µs per step and free heap while training a 30 -> 12, K = 6 model (or why it cannot)."""
+    rng = np.random.default_rng(SEED + 1)
+    d_in, d_out, k = 30, 12, 6
+    w = np.zeros((k, d_in))
+    for a in range(k):
+        js = rng.choice(d_in, size=rng.integers(2, 5), replace=False)
+        w[a, js] = rng.choice([-2, -1, 1, 2], size=js.size)
+    model = Model(np.zeros(d_in), np.ones(d_in), w, rng.uniform(-1, 1, k),
+                  rng.uniform(-2, 2, (k, d_out)), rng.uniform(-1, 1, d_out)).rounded_to_float32()
+    X = rng.uniform(0.5, 2.0, (10, d_in))
+    Xd = X * np.where(np.arange(d_in) == 0, 1.3, 1.0)
+    blob = ndm.dumps(model)
+    res = {"d_in": d_in, "d_out": d_out, "k": k, "ndm_bytes": len(blob)}
+    from ..vboard import ReplError
+    with MicrobitFeeling({"m.ndm": blob, "t.bin": labelled(X, model.predict(Xd))}) as board:
+        res["heap_before_model"] = board.heap()
+        try:
+            board.load()
+            r = board.feed("t.bin", len(X))
+            res.update(us_per_step=r["us"] / max(1, r["used"]), heap_low=r["heap_low"])
+        except ReplError as exc:
+            res["error"] = str(exc).strip().splitlines()[-1][:120]
+    return res
+
+
+def render(res) -> str:
+    lines = ["### feeling: on-board retraining (virtual micro:bit, MicroPython 1.9.2)", "",
+             "Law 3 -> 1, K = 3, noise 1 %% of the spread (rms %.4g). Clean RMSE (pre-drift "
+             "model, pre-drift data, board EVAL): %.4g. Each count is streamed %d times "
+             "(the `ndyn retrain` default); RMSE on %d fresh drifted rows."
+             % (res["noise_rms"], res["clean_rmse"], feeling.EPOCHS, FRESH), "",
+             "| scenario | samples | drifted RMSE | board RMSE after | / clean | / drifted "
+             "| pulled (host) | host re-anneal (K, s) | µs/step | heap low (B) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in res["scenarios"]:
+        for r in row["runs"]:
+            lines.append("| %s | %d | %.4g | %.4g | %.2f | %.3f | %.4g | %.4g (%d, %.1f) | %.0f | %d |"
+                         % (row["scenario"], r["samples"], row["drifted_rmse"], r["board_rmse"],
+                            r["board_rmse"] / res["clean_rmse"],
+                            r["board_rmse"] / row["drifted_rmse"], r["pulled_rmse"],
+                            r["anneal_rmse"], r["anneal_k"], r["anneal_s"], r["us_per_step"],
+                            r["heap_low"]))
+    lines.append("")
+    for row in res["scenarios"]:
+        for r in row["runs"]:
+            if "remelt_rmse" in r:
+                lines.append("Structural change (%s), %d samples: feeling alone RMSE %.4g; "
+                             "remelting the pulled model on the host (reheat %g): RMSE %.4g, "
+                             "exact new atoms: %s (%.1f s)."
+                             % (row["scenario"], r["samples"], r["board_rmse"], REHEAT,
+                                r["remelt_rmse"], "yes" if r["remelt_exact"] else "no",
+                                r["remelt_s"]))
+    big = res.get("big")
+    if big and "error" not in big:
+        lines += ["", "30 -> 12, K = 6 (.ndm %d B): %.0f µs per training step, lowest free heap "
+                  "while training %d B (%d B before the model was loaded)."
+                  % (big["ndm_bytes"], big["us_per_step"], big["heap_low"],
+                     big["heap_before_model"])]
+    elif big:
+        lines += ["", "30 -> 12, K = 6 (.ndm %d B): does not train on the V1: %s (%d B free "
+                  "before the model was loaded)." % (big["ndm_bytes"], big["error"],
+                                                      big["heap_before_model"])]
+    return "\n".join(lines) + "\n"
+
+
+def check_available():
+    from . import SuiteUnavailable
+    from ..vboard import require_qemu
+    try:
+        require_qemu()
+    except Exception as exc:
+        raise SuiteUnavailable("needs qemu-system-arm (%s)" % exc)
+
+
+def run(ctx=None):
+    """The ``feeling`` suite (see the module docstring)."""
+    from . import BenchContext, SuiteResult
+    if ctx is None or isinstance(ctx, bool):
+        ctx = BenchContext(quick=bool(ctx))
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda m: None)
+    res = run_scenarios(ctx.quick, log)
+    res["big"] = big_model_step()
+    res["quick"] = bool(ctx.quick)
+    md = render(res)
+    res["markdown"] = md
+    return SuiteResult("feeling", md, res)
