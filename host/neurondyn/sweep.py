@@ -13,13 +13,14 @@ How a sweep runs:
   whose result depends only on its arguments -- the ``.ndm`` bytes equal
   those of ``ndyn anneal`` with the same seed and schedule;
 * when a dataset's tasks are all back, the lowest-energy result (ties: the
-  first seed, then the first schedule) is written as ``OUT/NAME.ndm`` and
+  first schedule given, then the first seed) is written as ``OUT/NAME.ndm`` and
   ``OUT/NAME.report.json`` (atomically, model first, report last);
 * a worker that dies has its tasks rescheduled by Dask; should the scattered
   data itself be lost with it, the dataset is scattered again and its tasks
   resubmitted (up to ``MAX_ATTEMPTS``);
 * a dataset that cannot be read or annealed becomes a summary row with its
-  error; the others carry on;
+  error; the others carry on (``ndyn sweep`` then exits 2 after writing
+  everything);
 * a dataset whose report exists, was made with the same settings from the
   same file bytes, and whose model file is intact, is skipped: re-running an
   interrupted sweep resumes it.  Ctrl-C leaves only complete files.

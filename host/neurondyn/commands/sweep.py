@@ -15,7 +15,8 @@ def register(subparsers):
         description="One anneal task per (dataset, seed, schedule) on a Dask cluster. Per dataset "
                     "the lowest-energy model is written as OUT_DIR/NAME.ndm with "
                     "NAME.report.json; OUT_DIR/summary.csv lists every dataset. Re-running "
-                    "skips datasets already done with the same settings.")
+                    "skips datasets already done with the same settings. A dataset that "
+                    "fails is reported in the summary and the exit status is 2.")
     p.add_argument("data", nargs="+", metavar="DATA_DIR_OR_GLOB",
                    help="a folder of .csv files, a glob such as 'logs/*.csv', or files")
     p.add_argument("--inputs", required=True, help="input column names, comma separated")
