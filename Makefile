@@ -15,11 +15,16 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The virtual micro:bit needs QEMU's ARM system emulator (Debian/Ubuntu package).
+# The virtual micro:bit needs QEMU's ARM system emulator; the C-export tests
+# compile the generated header with gcc (Debian/Ubuntu packages).
 qemu:
-	@command -v qemu-system-arm >/dev/null 2>&1 || { \
-	  echo "installing qemu-system-arm (apt-get)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-system-arm; }
+	@missing=""; \
+	command -v qemu-system-arm >/dev/null 2>&1 || missing="$$missing qemu-system-arm"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v size >/dev/null 2>&1 || missing="$$missing binutils"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 
 demo: venv qemu
 	$(NDYN) demo
