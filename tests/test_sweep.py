@@ -372,6 +372,24 @@ def test_best_run_is_lowest_energy_first_on_ties_and_failures_are_reported(tmp_p
     assert os.listdir(tmp_path) == []          # nothing written for a failed dataset
 
 
+def test_plan_reports_files_ndyn_anneal_refuses_without_a_cluster(tmp_path, good_data):
+    """Reading happens before any cluster: bad files become failed rows with their reason."""
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(good_data, data)
+    (data / "huge.csv").write_text("a,b,c,y\n" + "1,2,3,4\n" * 11 + "1,2,3,5e300\n")
+    (data / "short.csv").write_text("a,b,c,y\n1,2,3,4\n")
+    (data / "nocol.csv").write_text("a,b,y\n" + "1,2,4\n" * 12)
+    settings = sweep.Settings(["a", "b", "c"], ["y"], SEEDS, [SCHEDULE])
+    plan = sweep.plan_sweep(sweep.find_datasets(str(data)), settings, str(tmp_path / "out"))
+    assert sorted(plan.pending) == sorted(LAWS)
+    assert {n: r.status for n, r in plan.rows.items()} == {
+        "huge": "failed", "short": "failed", "nocol": "failed"}
+    assert "float32" in plan.rows["huge"].error
+    assert "column 'c' not found" in plan.rows["nocol"].error
+    assert not (tmp_path / "out").exists()        # planning writes nothing
+
+
 def test_holdout_rows_are_fixed_and_evenly_spread():
     mask = holdout_mask(20, 0.2)
     assert np.flatnonzero(mask).tolist() == [4, 9, 14, 19]

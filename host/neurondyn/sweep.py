@@ -310,9 +310,20 @@ def format_table(rows) -> str:
 # -- the sweep -----------------------------------------------------------------
 
 def load_dataset(dataset, settings):
-    """(X, Y, inputs, outputs) of one dataset, or a UserError with the file's problem."""
+    """(X, Y, inputs, outputs) of one dataset, or a UserError with the file's problem.
+
+    The same reading and checks as ``ndyn anneal``, so a file it refuses is refused
+    here too, with the same message.
+    """
     from .data import MIN_TRAIN_ROWS, select
     X, Y = select(dataset.path, settings.inputs, settings.outputs, min_rows=MIN_TRAIN_ROWS)
+    try:
+        from .commands.anneal import _check_float32_range
+    except ImportError:      # a `ndyn anneal` without that check
+        pass
+    else:
+        _check_float32_range(dataset.path, X, settings.inputs)
+        _check_float32_range(dataset.path, Y, settings.outputs)
     return (X, Y, list(settings.inputs), list(settings.outputs))
 
 
