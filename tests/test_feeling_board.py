@@ -92,3 +92,24 @@ def test_wasm_board_drift_retrain_stream_pull_predict(tmp_path, capsys):
     with WasmBoard(flash_dir=flash) as board:
         info = deploy.wait_for_hello(board.port, 30)
         assert info is not None and info["model_hash"] == ndm.model_hash(pulled.read_bytes())
+
+
+def test_micro_bit_1_9_2_absorbs_a_gain_drift_and_pull_predicts_what_the_board_does():
+    """MicroPython 1.9.2, Thumb forward pass reading a/b in place from the .ndm."""
+    model = bench.law()
+    X = rows(80, d_in=3, seed=3)
+    Y = bench.scenarios(model)["gain x1.3 / x0.8"][0](X)
+    files = {"m.ndm": ndm.dumps(model), "t.bin": bench.labelled(X, Y)}
+    with bench.MicrobitFeeling(files) as board:
+        before = board.rmse("t.bin", 80, 1)
+        assert before == pytest.approx(feeling.rmse(model.predict(X), Y), rel=1e-4)
+        r = None
+        for _ in range(3):
+            r = board.feed("t.bin", 80)
+        assert r["used"] == 80
+        after = board.rmse("t.bin", 80, 1)
+        assert after < 0.1 * before
+        pulled = ndm.loads(board.pull())
+        assert np.array_equal(pulled.exponents, model.exponents)
+        # the board's own EVAL and the pulled model agree to float32 precision
+        assert feeling.rmse(pulled.predict(X), Y) == pytest.approx(after, rel=1e-3)
