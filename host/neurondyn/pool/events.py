@@ -368,7 +368,7 @@ def swap(st: PoolState, i: int, candidates, tau, rng, counts, kind="swaps") -> b
 
 def collapse(st: PoolState, i: int, tau, rng, counts) -> bool:
     """Collapse: atom i dissolves into the liquid if the energy allows (Metropolis)."""
-    delta = -float(st.binding()[i])
+    delta = float(st.binding()[i])          # E(without i) - E
     if metropolis(delta, tau, rng):
         st.remove(i)
         counts.bump("collapses")
