@@ -21,8 +21,8 @@ gains, public seeds) it measures, on the virtual micro:bit (QEMU, MicroPython
   wire bytes of docs/protocol.md with the micro:bit's limits (stop-and-wait,
   53-byte frame payloads, 256-byte messages, 250-byte replies).
 
-Heap figures include the test harness's raw-REPL loader (~800 B), which a
-deployed board (main.py) does not carry; "module cost" figures do not.
+All REPL lines the bench sends are short, so the test harness's raw-REPL
+loader never enters the heap: the figures are the firmware's own.
 """
 from __future__ import annotations
 
@@ -267,10 +267,14 @@ def render(results, quick) -> str:
                       "MLP µs", "speed-up", "compute-bound /s", "link-bound /s f32 (wire B)",
                       "link-bound /s int16 (wire B)"], rows)
     note = ("Virtual micro:bit (QEMU `-icount shift=6`, MicroPython 1.9.2), medians over %d "
-            "samples. Heap free includes the test harness's ~800 B raw-REPL loader. worst dev = "
-            "max |board - host| / (|host| + rms(host)). MLP: scikit-learn, ReLU, weights folded "
-            "to raw units, the smallest width within %.1fx of our NRMSE that fits the heap. "
-            "Link-bound: stop-and-wait INFER at 115200 baud with the micro:bit's frame limits."
+            "samples. Heap: free after boot, after importing the six Thumb kernel modules and "
+            "fwmodel (modules heap), after loading the model (model heap, including the .ndm bytes "
+            "the Thumb path reads in place); LINK's serving modules come on top. worst dev = "
+            "max |board - host| / (|host| + rms(host)) over both paths. MLP: scikit-learn, ReLU, "
+            "weights folded to raw units, the smallest width within %.1fx of our NRMSE that fits "
+            "the heap, else the best that fits (\"not matched\": no MLP of equal error fits the "
+            "V1, so the speed-up is a lower bound). Link-bound: stop-and-wait INFER at 115200 "
+            "baud with the micro:bit's frame limits (wire bytes per sample in brackets)."
             % (8 if quick else 20, MATCH_FACTOR))
     return "### device\n\n" + table + "\n\n" + note + "\n"
 
