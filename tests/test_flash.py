@@ -59,6 +59,29 @@ def test_hex_image_holds_firmware_config_and_model(tmp_path, toy_firmware, model
     assert any(model_file.read_bytes() in content for content in files.values())
 
 
+def test_optional_modules_ship_only_where_they_fit(toy_firmware, tmp_path, model_file, capsys):
+    (toy_firmware / "fwtoy.py").write_text(
+        "try:\n    T = __import__('fwextra').go\nexcept ImportError:\n    T = None\n")
+    (toy_firmware / "fwextra.py").write_text("import fwextra2\ndef go():\n    return fwextra2.X\n")
+    # big enough for the micro:bit's 29 KB file system to refuse it (code, not comments)
+    (toy_firmware / "fwextra2.py").write_text("X = 1\n" + "Y%d = %d\n" * 3000 % tuple(
+        v for i in range(3000) for v in (i, i)))
+    required, optional = deploy.firmware_closure(toy_firmware)
+    assert required == ["main.py", "fwtoy.py"] and optional == ["fwextra.py", "fwextra2.py"]
+    esp = deploy.fitting_firmware(boards.get_profile("esp32"), model_file.read_bytes())
+    assert {"fwextra.py", "fwextra2.py"} <= set(esp)
+    said = []
+    mb = deploy.fitting_firmware(boards.get_profile("microbit-v1"), model_file.read_bytes(), said.append)
+    assert "fwextra.py" not in mb and "fwtoy.py" in mb
+    assert "left out fwextra.py, fwextra2.py" in said[0]
+    # `ndyn flash --hex` builds the image that fits, and says what it left out
+    out = tmp_path / "img.hex"
+    assert cli.main(["flash", str(model_file), "--board", "microbit-v1", "--hex", str(out)]) == 0
+    names = {f.name for f in mfs.get_files(out.read_text())}
+    assert "fwtoy.py" in names and "fwextra.py" not in names
+    assert "left out fwextra.py" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--board", "arduino", "--hex", "X"], "unknown board 'arduino'; known boards: esp32"),
     (["--board", "microbit-v1"], "say where to flash"),

@@ -245,9 +245,13 @@ class FitReport:
 
 
 def estimate(profile: BoardProfile, model_size: int, firmware: dict,
-             model_name: str = "model.ndm") -> FitReport:
-    """Estimated heap and file-system needs of ``firmware`` (name -> source) plus a model."""
-    modules = [(n, src) for n, src in firmware.items() if n.endswith(".py")]
+             model_name: str = "model.ndm", lazy=()) -> FitReport:
+    """Estimated heap and file-system needs of ``firmware`` (name -> source) plus a model.
+
+    Modules named in ``lazy`` are imported on demand: they need file system,
+    not boot heap.
+    """
+    modules = [(n, src) for n, src in firmware.items() if n.endswith(".py") and n not in lazy]
     fw_heap = HEAP_RUNTIME + sum(module_heap(src) for _, src in modules)
     model_heap = int(HEAP_PER_MODEL_BYTE * model_size) + HEAP_PER_MODEL_FIXED if model_size else 0
     fs = sum(file_cost(profile, n, len(src)) for n, src in firmware.items())
@@ -260,12 +264,12 @@ def estimate(profile: BoardProfile, model_size: int, firmware: dict,
 
 
 def fit_check(profile: BoardProfile, ndm_bytes: bytes, firmware: dict = None,
-              model_name: str = "model.ndm") -> FitReport:
+              model_name: str = "model.ndm", lazy=()) -> FitReport:
     """Raise UserError when firmware + model cannot fit ``profile``; else return the estimate."""
     if firmware is None:
         from .deploy import firmware_files
         firmware = firmware_files(profile)
-    report = estimate(profile, len(ndm_bytes), firmware, model_name)
+    report = estimate(profile, len(ndm_bytes), firmware, model_name, lazy)
     if not report.fits_heap:
         raise UserError(
             "model does not fit %s: firmware (~%d B) + model (~%d B for a %d-byte .ndm) need "

@@ -42,55 +42,105 @@ def fwcfg_source(profile) -> str:
             "BOARD = %r\nIO = %r\nBAUD = %d\n" % (profile.name, profile.name, profile.io, profile.baud))
 
 
-def imported_modules(source: str) -> set:
-    """Top-level module names a source imports anywhere (try blocks and functions too)."""
+def imported_modules(source: str):
+    """(required, optional) top-level module names a source imports.
+
+    required: ``import x`` / ``from x import y`` anywhere (try blocks and
+    functions too). optional: ``__import__('x')`` with a literal name -- the
+    firmware's way to use a module only "where the image ships it".
+    """
     import ast
-    names = set()
+    required, optional = set(), set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            required.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
+            required.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == "__import__" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            optional.add(node.args[0].value.split(".")[0])
+    return required, optional
 
 
-def firmware_closure(folder) -> list:
-    """firmware/ modules reachable from main.py by imports (main.py first).
+def firmware_closure(folder):
+    """(required, optional) firmware/ file names reachable from main.py.
 
-    Helpers that main.py never reaches (bench baselines, test scripts) stay
-    on the host: the micro:bit has 29 KB for every file.
+    required: what main.py reaches by imports (main.py first); optional: what
+    is reached only through ``__import__('name')`` (and what that imports),
+    shipped where it fits. Helpers main.py never reaches (bench baselines,
+    test scripts) stay on the host: the micro:bit has 29 KB for every file.
     """
     folder = Path(folder)
     if not (folder / "main.py").is_file():
         raise UserError("firmware is incomplete: %s has no main.py" % folder)
-    seen, todo = [], ["main"]
-    while todo:
-        name = todo.pop(0)
-        path = folder / (name + ".py")
-        if name in seen or name == "fwcfg" or not path.is_file():
-            continue
-        seen.append(name)
-        todo.extend(sorted(imported_modules(path.read_text(encoding="utf-8"))))
-    return [n + ".py" for n in seen]
+
+    def walk(start, seen):
+        order, todo, later = [], list(start), set()
+        while todo:
+            name = todo.pop(0)
+            path = folder / (name + ".py")
+            if name in seen or name in order or name == "fwcfg" or not path.is_file():
+                continue
+            order.append(name)
+            req, opt = imported_modules(path.read_text(encoding="utf-8"))
+            todo.extend(sorted(req))
+            later.update(opt)
+        return order, later
+
+    required, maybe = walk(["main"], set())
+    optional, more = walk(sorted(maybe), set(required))
+    while more - set(required) - set(optional):
+        extra, more = walk(sorted(more), set(required) | set(optional))
+        optional += extra
+    return [n + ".py" for n in required], [n + ".py" for n in optional]
 
 
-def firmware_files(profile, folder=None) -> dict:
+def firmware_files(profile, folder=None, optional: bool = True) -> dict:
     """Firmware sources to install (name -> bytes), with this board's fwcfg.py.
 
-    The modules main.py reaches by imports (see firmware_closure), plus a
-    generated ``fwcfg.py``. On the micro:bit (29 KB of files) sources are
-    minified, line numbers kept.
+    The modules main.py reaches (see firmware_closure; ``optional=False``
+    leaves out those reached only through ``__import__``), plus a generated
+    ``fwcfg.py``. On the micro:bit (29 KB of files) sources are minified,
+    line numbers kept.
     """
     from .vboard.minify import minify_checked
     folder = Path(folder) if folder else firmware_dir()
+    required, extra = firmware_closure(folder)
     files = {}
-    for name in firmware_closure(folder):
+    for name in required + (extra if optional else []):
         data = (folder / name).read_bytes()
         if profile.fs_kind == "microbit":
             data = minify_checked(data.decode("utf-8"), name).encode("utf-8")
         files[name] = data
     files["fwcfg.py"] = fwcfg_source(profile).encode("utf-8")
     return files
+
+
+def fitting_firmware(profile, ndm_bytes=None, say=None) -> dict:
+    """firmware_files with the optional modules when they fit the board, else without.
+
+    Optional modules are imported on demand, so they count for the file
+    system but not for the boot heap. Raises the fit check's UserError when
+    even the required firmware does not fit.
+    """
+    folder = firmware_dir()
+    _, extra = firmware_closure(folder)
+    full = firmware_files(profile)
+    if ndm_bytes is None:
+        ndm_bytes = b""
+    try:
+        boards.fit_check(profile, ndm_bytes, full, lazy=extra)
+        return full
+    except UserError:
+        if not extra:
+            raise
+    base = firmware_files(profile, optional=False)
+    boards.fit_check(profile, ndm_bytes, base)
+    if say:
+        say("left out %s: they do not fit %s (features that need them are unavailable there)"
+            % (", ".join(extra), profile.name))
+    return base
 
 
 def _run_store(ndm_bytes: bytes, profile, folder: Path, saves: int = 1) -> dict:
@@ -149,8 +199,15 @@ def store_slot_names(profile, folder=None) -> list:
 
 
 def image_files(profile, ndm_bytes=None) -> dict:
-    """Everything a board's file system needs: firmware, fwcfg.py and (optionally) the model."""
-    files = firmware_files(profile)
+    """Everything a board's file system needs: firmware, fwcfg.py and (optionally) the model.
+
+    Optional firmware modules are included where they fit (fitting_firmware);
+    no fit error is raised here (tests build images to measure them).
+    """
+    try:
+        files = fitting_firmware(profile, ndm_bytes)
+    except UserError:
+        files = firmware_files(profile, optional=False)
     if ndm_bytes:
         files.update(model_store_files(ndm_bytes, profile))
     return files
@@ -173,13 +230,16 @@ def read_model_bytes(path) -> bytes:
     return data
 
 
-def write_microbit_hex(profile, ndm_bytes, out_path) -> Path:
+def write_microbit_hex(profile, ndm_bytes, out_path, firmware=None) -> Path:
     """Write a drag-and-drop micro:bit image with firmware + model (atomic)."""
     if profile.fs_kind != "microbit":
         raise UserError("--hex makes micro:bit images; board %s is flashed over its port"
                         % profile.name)
     from .vboard.microbit import build_microbit_hex
-    return build_microbit_hex(image_files(profile, ndm_bytes), out_path)
+    files = dict(firmware) if firmware is not None else firmware_files(profile)
+    if ndm_bytes:
+        files.update(model_store_files(ndm_bytes, profile))
+    return build_microbit_hex(files, out_path)
 
 
 # ---------------------------------------------------------------- raw REPL installs
@@ -322,11 +382,13 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
     """Fit-check, then write an image and/or install on ``port``; return what was done."""
     from .ndm import model_hash
     say = progress or (lambda msg: None)
-    report = boards.fit_check(profile, ndm_bytes, firmware_files(profile))
+    firmware = fitting_firmware(profile, ndm_bytes, say)
+    _, extra = firmware_closure(firmware_dir())
+    report = boards.fit_check(profile, ndm_bytes, firmware, lazy=extra)
     result = {"board": profile.name, "model_hash": model_hash(ndm_bytes),
-              "fit": report.to_dict()}
+              "fit": report.to_dict(), "firmware": sorted(firmware)}
     if hex_out:
-        write_microbit_hex(profile, ndm_bytes, hex_out)
+        write_microbit_hex(profile, ndm_bytes, hex_out, firmware)
         result["hex"] = str(hex_out)
         say("wrote %s" % hex_out)
     if port is None:
@@ -344,7 +406,8 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
         result["hello"] = upload(port, ndm_bytes)
         return result
     say("no firmware answer on %s: installing firmware + model over the raw REPL" % port)
-    files = image_files(profile, ndm_bytes)
+    files = dict(firmware)
+    files.update(model_store_files(ndm_bytes, profile))
     stale = store_slot_names(profile)
     if profile.fs_kind == "microbit":
         install_microbit(port, files, progress=say, remove=stale)

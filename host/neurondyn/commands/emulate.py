@@ -82,9 +82,9 @@ def run(args) -> int:
     if args.power_cut_after is not None and not args.state:
         raise UserError("--power-cut-after needs --state DIR (where the flash is kept)")
     ndm_bytes = deploy.read_model_bytes(args.model) if args.model else None
-    files = deploy.firmware_files(profile)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)
+    files = deploy.fitting_firmware(profile, ndm_bytes, say) if ndm_bytes else deploy.firmware_files(profile)
     if ndm_bytes:
-        boards.fit_check(profile, ndm_bytes, files)
         files.update(deploy.model_store_files(ndm_bytes, profile))
         if args.state and profile.name == "mpy-wasm":
             # a slot of a higher generation left in the state folder would win
