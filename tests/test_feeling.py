@@ -62,7 +62,7 @@ def test_drift_is_recovered_exactly_without_noise(case):
     model = law()
     X = rows(300)
     Y = drifted(model, X, **case)
-    f = Feeler = feeling.Feeler(model)
+    f = feeling.Feeler(model)
     start = feeling.rmse(model.predict(X), Y)
     assert start > 0.05
     trace = f.train(X, Y, epochs=120)
@@ -70,7 +70,7 @@ def test_drift_is_recovered_exactly_without_noise(case):
     after = feeling.rmse(f.predict(Xt), drifted(model, Xt, **case))
     assert after < 1e-6 * start, (case, trace[-3:], after)
     # the exponents (the "camera") never move
-    assert np.array_equal(Feeler.to_model().exponents, model.exponents)
+    assert np.array_equal(f.to_model().exponents, model.exponents)
 
 
 def test_gain_drift_is_a_shift_of_the_log_gains():

@@ -4,7 +4,8 @@ The flow (neurondyn.feeling.retrain): pull the board's model and check that
 --inputs/--outputs match it (counts, and names when the model carries them);
 hold out a deterministic fraction of the rows; the board computes its RMSE on
 them (before); the other rows stream to the board, which takes one
-normalised-LMS step per row (docs/feeling.md), for --epochs passes; the board
+normalised-LMS step per row (docs/feeling.md), for --epochs passes with
+the step mu halved every pass (--lr sets the first, default 1.5); the board
 computes its RMSE again (after) and commits the parameters atomically. When
 even an exact refit of c, a, b with the model's exponents stays far from the
 data, the law itself changed: the command prints the remelt loop
@@ -36,8 +37,8 @@ def register(subparsers):
                    help="fraction of rows held out for the board's RMSE (default %.1f)"
                    % feeling.HOLDOUT)
     p.add_argument("--lr", type=float, default=None, metavar="MU",
-                   help="step mu of the normalised LMS rule, 0 < MU < 2 (default %.1f)"
-                   % feeling.MU)
+                   help="step mu of the normalised LMS rule in the first pass, halved every "
+                   "pass, 0 < MU < 2 (default %.1f)" % feeling.MU)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
