@@ -1,9 +1,9 @@
 # The model on the board: .ndm loader (layout: host/neurondyn/ndm.py) and
 # forward pass x_j = s_j*(r_j - o_j), phi_k = e^c_k * prod_j x_j^w_kj,
 # y = b + sum_k a_k*phi_k; gains e^c precomputed, no log/exp at inference.
-# PATH "asm": Thumb kernels (fwfval fwfast fwfastb fwfch fwfat fwfro), fixed
+# PATH "asm": Thumb kernels (fwk, pre-assembled from firmware/asm/), fixed
 # point, no allocation per call, parameters read in place from the .ndm;
-# main.py imports those before this module (the V1 compiles on import and
+# main.py imports fwk before this module (the V1 compiles on import and
 # fails on a fragmented heap or a deep stack). "plain": fwplain, floats.
 # Kept small: on the micro:bit V1 every line of Python costs heap.
 from array import array
@@ -13,12 +13,7 @@ from struct import unpack_from
 E_BAD_INPUT = 5
 E_BAD_MODEL = 7
 try:
-    import fwfch
-    import fwfast
-    import fwfastb
-    import fwfval
-    import fwfat
-    import fwfro
+    import fwk
     PATH = "asm"
 except (ImportError, SyntaxError):
     PATH = "plain"
@@ -28,7 +23,7 @@ def crc(b, n, s=None):
     # CRC-32 (zlib) of bytearray b[:n]; s = array('I', [crc]) continues one
     s = s or array('I', [0])
     if PATH == "asm":
-        fwfastb.crc32(b, n, s)
+        fwk.crc32(b, n, s)
     else:
         import fwplain
         fwplain.crc32(b, n, s)
@@ -55,10 +50,10 @@ class Model:
         k = b[8]
         g = array('f', [0.0] * k)
         T = array('i', [0] * (32 + 2 * b[6] + 3 * k))
-        fwfast.lib(T)
-        fwfastb.lib(T)
-        T[30], T[31] = fwfast.code(fwfat.at), fwfast.code(fwfro.ro)
-        if fwfval.val(T, b, n, g):
+        fwk.liba(T)
+        fwk.libb(T)
+        T[30], T[31] = fwk.code(fwk.at), fwk.code(fwk.ro)
+        if fwk.val(T, b, n, g):
             return E_BAD_MODEL
         for i in range(k):
             g[i] = exp(g[i])
@@ -71,4 +66,4 @@ class Model:
     def infer(self, r, y):
         # r: array('f') of d_in raw values, y: array('f') of d_out (written
         # only on success) -> 0 or E_BAD_INPUT
-        return fwfch.ch(self.T, r, y)
+        return fwk.ch(self.T, r, y)

@@ -18,7 +18,7 @@ from neurondyn.model import Model
 from neurondyn.paths import firmware_dir
 from neurondyn.vboard import MicrobitSession, run_on_wasm
 
-KERNELS = ["fwfval", "fwfast", "fwfastb", "fwfch", "fwfat", "fwfro"]
+KERNELS = ["fwk"]
 
 # Test driver put on the board's filesystem: loads m.ndm, runs the rows of
 # x.bin (float32), prints load code, hash, heap, then per row "y code us hex".
@@ -325,3 +325,11 @@ def test_wasm_plain_path(case):
     res = parse(out)
     assert res["path"] == "plain"
     check_run(res, case)
+
+
+def test_pre_assembled_kernels_match_their_sources(tmp_path):
+    """firmware/fwk.py is what MicroPython 1.9.2 assembles from firmware/asm/."""
+    from neurondyn import fwasm
+    fresh = fwasm.generate(tmp_path)
+    assert fresh == (firmware_dir() / "fwk.py").read_text(), \
+        "firmware/fwk.py is stale: run `python -m neurondyn.fwasm`"

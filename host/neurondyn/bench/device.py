@@ -41,7 +41,7 @@ NOISE = 0.01
 MATCH_FACTOR = 1.5
 HIDDEN = (2, 4, 8, 12, 16, 24)
 MLP_MAX_FLOATS = 900            # ~3.6 KB of weights: what the V1 heap can still hold
-KERNELS = ["fwfval", "fwfast", "fwfastb", "fwfch", "fwfat", "fwfro"]
+KERNELS = ["fwk"]
 BAUD_BYTES = 115200 / 10.0
 # micro:bit limits from its HELLO (docs/protocol.md §3)
 MAX_PAYLOAD, MAX_MSG, MAX_REPLY = 53, 256, 250

@@ -23,9 +23,9 @@ def code(r0):
  ldr(r0, [r0, 8])
  add(r0, 1)
 
-# lib(T): entries of UNP, MUL, ADD (thumb bit set) into T[20..22]
+# liba(T): entries of UNP, MUL, ADD (thumb bit set) into T[20..22]
 @micropython.asm_thumb
-def lib(r0):
+def liba(r0):
  mov(r1, pc)
  b(L0)
  b(L1)

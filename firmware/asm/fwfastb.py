@@ -2,9 +2,9 @@
 # r7 = T): checks r3 float32 at r6 (to words at r4 unless 0), Z set if all finite.
 import micropython
 
-# lib(T): store the entries of RCP, PCK, FLT in T[23], T[24], T[29].
+# libb(T): store the entries of RCP, PCK, FLT in T[23], T[24], T[29].
 @micropython.asm_thumb
-def lib(r0):
+def libb(r0):
  mov(r1, pc)
  b(L0)
  b(L1)
