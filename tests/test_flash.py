@@ -1,6 +1,12 @@
 """Deploy: micro:bit images, raw-REPL installs on a virtual micro:bit, `ndyn flash` errors."""
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import micropython_microbit_fs as mfs
 import numpy as np
@@ -8,8 +14,10 @@ import pytest
 import serial
 
 from neurondyn import boards, cli, deploy, ndm
+from neurondyn.errors import DeviceError
+from neurondyn.link import Board
 from neurondyn.model import Model
-from neurondyn.vboard import MicrobitVM
+from neurondyn.vboard import MicrobitVM, WasmBoard
 from neurondyn.vboard.rawrepl import Reader
 
 
@@ -141,17 +149,6 @@ def test_raw_repl_install_on_plain_micropython_survives_reset():
 
 # ---------------------------------------------------------------- emulate + flash on virtual boards
 
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-from neurondyn.errors import DeviceError
-from neurondyn.link import Board
-from neurondyn.vboard import WasmBoard
 
 NDYN = str(Path(sys.executable).with_name("ndyn"))
 

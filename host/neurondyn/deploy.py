@@ -18,7 +18,6 @@ The fit check (boards.fit_check) runs before anything touches a board.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile

@@ -25,7 +25,6 @@ def minify(source: str) -> str:
     frozen = set()           # lines inside multi-line string literals: leave alone
     depth = 0
     logical_start = True     # next significant token starts a logical line
-    prev_type = None
     edits = {}               # row -> list of (col_start, col_end, replacement), applied right to left
     indent_of = {}           # row -> indentation depth for rows that start a logical line
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
@@ -40,7 +39,6 @@ def minify(source: str) -> str:
         if ttype in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER):
             if ttype == tokenize.NEWLINE:
                 logical_start = True
-            prev_type = ttype
             continue
         if ttype == tokenize.COMMENT:
             edits.setdefault(r1, []).append((c1, c2, ""))
@@ -60,7 +58,6 @@ def minify(source: str) -> str:
             logical_start = False
         if ttype == tokenize.STRING and r2 > r1:
             frozen.update(range(r1 + 1, r2 + 1))
-        prev_type = ttype
     for row, changes in edits.items():
         if row in frozen:
             continue
