@@ -12,7 +12,7 @@ _T = (0, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
 
 
 def crc32(buf, n, s):
-    # as fwfastb.crc32: CRC-32 of buf[:n] continuing s[0]; a nibble table
+    # as fwk.crc32: CRC-32 of buf[:n] continuing s[0]; a nibble table
     # (16 entries, not 256: RAM)
     c = s[0] ^ 0xFFFFFFFF
     for i in range(n):
