@@ -173,8 +173,12 @@ def test_module_heap_counts_assembly_by_instruction_not_by_text():
     asm = ("import micropython\n@micropython.asm_thumb\ndef f(r0):\n"
            + "    mov(r1, r0)  # a long comment that costs nothing\n" * 20)
     py = "def f(x):\n" + "    x = x + 1\n" * 20
-    assert boards.module_heap(asm) == int(boards.HEAP_PER_CODE_BYTE * len(
-        "import micropython\n@micropython.asm_thumb\ndef f(r0):\n")) + 20 * boards.HEAP_PER_ASM_LINE \
-        + boards.HEAP_PER_MODULE
+    head = int(boards.HEAP_PER_CODE_BYTE * len("import micropython\n@micropython.asm_thumb\ndef f(r0):\n"))
+    assert boards.module_heap(asm) == head + 20 * boards.HEAP_PER_ASM_LINE \
+        + boards.HEAP_PER_ASM_FUNCTION + boards.HEAP_PER_MODULE
+    # pre-assembled machine code costs exactly its bytes
+    pre = ("import micropython\n@micropython.asm_thumb\ndef f(r0):\n"
+           + " data(2, 0x4600, 0x4770, 0x4600)\n" * 10)
+    assert boards.module_heap(pre) == head + 10 * 6 + boards.HEAP_PER_ASM_FUNCTION + boards.HEAP_PER_MODULE
     assert boards.module_heap(py) == int(boards.HEAP_PER_CODE_BYTE * len("def f(x):\n" + " x = x + 1\n" * 20)) \
         + boards.HEAP_PER_MODULE

@@ -11,11 +11,13 @@ How the estimate is made (calibrated on the virtual micro:bit, MicroPython
 - Heap, firmware: MicroPython compiles each module's source on import and
   keeps the bytecode, so its heap cost follows the amount of *code* (the
   minified source: comments and docstrings cost nothing), while an
-  ``asm_thumb`` function keeps only its machine code (~2-4 bytes an
-  instruction line). Measured module by module on the virtual micro:bit
-  (11 firmware modules: 8,528 B measured, 9,763 B estimated):
-  ``HEAP_PER_CODE_BYTE`` per byte of Python code, ``HEAP_PER_ASM_LINE`` per
-  assembly line, ``HEAP_PER_MODULE`` per module (module object, globals
+  ``asm_thumb`` function keeps only its machine code: ``HEAP_PER_ASM_LINE``
+  per instruction line assembled at import, the exact bytes of a
+  pre-assembled ``data(size, ...)`` line, ``HEAP_PER_ASM_FUNCTION`` each.
+  Measured module by module on the virtual micro:bit (11 firmware modules:
+  8,528 B measured, 9,763 B estimated; the pre-assembled fwk.py: 1.8-2.1 KB
+  measured by its authors, ~2.0 KB estimated): ``HEAP_PER_CODE_BYTE`` per byte
+  of Python code, ``HEAP_PER_MODULE`` per module (module object, globals
   dict), plus ``HEAP_RUNTIME`` for the serving loop's frame buffers.
 - Heap, model: the loader keeps the .ndm bytes and a few objects around
   them; measured 1,424 B for a 666-byte 30 -> 12, K = 6 model:
@@ -38,6 +40,7 @@ from .paths import boards_dir
 
 HEAP_PER_CODE_BYTE = 0.9
 HEAP_PER_ASM_LINE = 4
+HEAP_PER_ASM_FUNCTION = 50
 HEAP_PER_MODULE = 100
 HEAP_RUNTIME = 512
 HEAP_PER_MODEL_BYTE = 2.0
@@ -193,18 +196,26 @@ def module_heap(source) -> int:
         source = source.decode("utf-8", "replace")
     small = minify_checked(source)
     lines = small.splitlines()
-    asm = set()
+    asm_rows, asm_heap = set(), 0
     try:
-        for node in ast.walk(ast.parse(small)):
-            if isinstance(node, ast.FunctionDef) and any(
-                    isinstance(d, ast.Attribute) and d.attr == "asm_thumb"
-                    for d in node.decorator_list):
-                asm.update(range(node.lineno + 1, node.end_lineno + 1))
+        tree = ast.parse(small)
     except SyntaxError:
-        pass
-    asm_lines = sum(1 for i in asm if lines[i - 1].strip())
-    code = sum(len(l) + 1 for i, l in enumerate(lines, 1) if i not in asm and l.strip())
-    return int(HEAP_PER_CODE_BYTE * code + HEAP_PER_ASM_LINE * asm_lines) + HEAP_PER_MODULE
+        tree = ast.Module(body=[], type_ignores=[])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Attribute) and d.attr == "asm_thumb" for d in node.decorator_list):
+            asm_rows.update(range(node.lineno + 1, node.end_lineno + 1))
+            asm_heap += HEAP_PER_ASM_FUNCTION
+            for st in node.body:
+                call = st.value if isinstance(st, ast.Expr) else None
+                if (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "data"
+                        and call.args and isinstance(call.args[0], ast.Constant)):
+                    # pre-assembled machine code: data(size, v1, v2, ...)
+                    asm_heap += int(call.args[0].value) * (len(call.args) - 1)
+                else:
+                    asm_heap += HEAP_PER_ASM_LINE
+    code = sum(len(l) + 1 for i, l in enumerate(lines, 1) if i not in asm_rows and l.strip())
+    return int(HEAP_PER_CODE_BYTE * code) + asm_heap + HEAP_PER_MODULE
 
 
 def file_cost(profile: BoardProfile, name: str, size: int) -> int:
