@@ -375,6 +375,13 @@ def render(res) -> str:
                             r["anneal_rmse"], r["anneal_k"], r["anneal_s"], r["us_per_step"],
                             r["heap_low"]))
     lines.append("")
+    r = res["scenarios"][0]["runs"][-1]
+    lines.append("Retraining on %d samples x %d passes: %.1f s of device time (virtual clock), "
+                 "%.1f s wall on this host (driver on the board; the serial link is not in "
+                 "this figure)." % (r["samples"], feeling.EPOCHS,
+                                    r["us_per_step"] * r["samples"] * feeling.EPOCHS / 1e6,
+                                    r["wall_s"]))
+    lines.append("")
     for row in res["scenarios"]:
         for r in row["runs"]:
             if "remelt_rmse" in r:
