@@ -271,3 +271,19 @@ def test_second_input_range_has_its_own_seeds_and_inputs():
     assert specs[2]["seed"] == 1000 * (12 + 1) + 0
     p = recovery.build_problem(specs[2])
     assert p.X.min() >= 0.5 and p.X.max() <= 2.0
+
+
+def test_misses_are_classified_by_the_annealers_energy():
+    p = make_problem(10, 3, 0.01, seed=11)
+    truth = [list(w) for w in p.exponents]
+    e_true, e_same = recovery.energies(p, truth)
+    assert e_true is not None and math.isclose(e_true, e_same)
+    # a state that drops a true atom with real signal is a search miss ...
+    strongest = int(np.argmax([rms(p.coefficients[k] * monomials(p.X, p.exponents[k:k + 1])[:, 0])
+                               for k in range(p.K)]))
+    e_true, e_drop = recovery.energies(p, truth[:strongest] + truth[strongest + 1:])
+    miss = {"exact": False, "energy_true": e_true, "energy_found": e_drop}
+    assert recovery.miss_kind(miss) == "search"
+    # ... and a found state the energy prefers to the truth is an energy miss
+    assert recovery.miss_kind({"exact": False, "energy_true": 0.0, "energy_found": -1.0}) == "energy"
+    assert recovery.miss_kind({"exact": True, "energy_true": 0.0, "energy_found": 5.0}) is None
