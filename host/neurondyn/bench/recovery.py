@@ -325,6 +325,12 @@ def render(cells, laws, targets, quick) -> str:
         parts.append(md_table(["target", "measured", "cells", "verdict"],
                               [[t["target"], t["value"], t["cells"], verdict(t["ok"])]
                                for t in targets]))
+    low = [c for c in cells if c["noise"] <= 0.01]
+    if low:
+        parts.append("Misses at noise <= 1 %%: %d search (the truth has lower energy: the "
+                     "dynamics did not find it), %d energy (the energy prefers the state found: "
+                     "not identifiable at this noise and N)."
+                     % (sum(c["misses_search"] for c in low), sum(c["misses_energy"] for c in low)))
     return "\n\n".join(parts) + "\n"
 
 
