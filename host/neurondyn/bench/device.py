@@ -267,7 +267,7 @@ def render(results, quick) -> str:
                       "MLP µs", "speed-up", "compute-bound /s", "link-bound /s f32 (wire B)",
                       "link-bound /s int16 (wire B)"], rows)
     note = ("Virtual micro:bit (QEMU `-icount shift=6`, MicroPython 1.9.2), medians over %d "
-            "samples. Heap: free after boot, after importing the six Thumb kernel modules and "
+            "samples. Heap: free after boot, after importing fwk (the pre-assembled Thumb kernels) and "
             "fwmodel (modules heap), after loading the model (model heap, including the .ndm bytes "
             "the Thumb path reads in place); LINK's serving modules come on top. worst dev = "
             "max |board - host| / (|host| + rms(host)) over both paths. MLP: scikit-learn, ReLU, "
