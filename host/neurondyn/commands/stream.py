@@ -14,6 +14,14 @@ the file's range and sent once). The output CSV has the output columns plus an
 NaN or inf: empty or ``nan`` cells are passed on as NaN) gets empty output cells
 and its error name; that is reported, not fatal. With ``--json`` the last stdout
 line is one JSON object with the run's figures.
+
+Resume (neurondyn.resume): if the board resets or the line drops mid-stream,
+the command shakes hands again (reopening the port if it vanished) and goes on
+where it stopped: every row is answered exactly once, in input order. If no
+row is answered for ``--give-up`` seconds (default 20) the board is taken as
+gone: the output is still written (atomically) with every input row in
+place -- the answered ones with their predictions, the rest with empty cells
+and the error ``not answered`` -- and the command exits 3 with one line.
 """
 from __future__ import annotations
 
@@ -28,7 +36,10 @@ import numpy as np
 
 from .. import protocol as P
 from ..data import check_writable, parse_names, read_model, write_output
-from ..errors import UserError
+from ..errors import DeviceError, UserError
+from ..resume import GIVE_UP, ResumingStream, StreamInterrupted
+
+NOT_ANSWERED = -1          # status of a row the board never answered (partial output)
 
 HELP = "stream a CSV's rows to a board and collect its predictions"
 
@@ -46,6 +57,10 @@ def register(subparsers):
     p.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
                    help="seconds to wait for one reply before retransmitting (default 1)")
+    p.add_argument("--give-up", type=float, default=GIVE_UP, metavar="S",
+                   help="seconds without an answered row before the board counts as gone "
+                        "(default %g; resets and line drops shorter than this are resumed)"
+                   % GIVE_UP)
     p.set_defaults(func=run)
 
 
@@ -106,17 +121,30 @@ def format_predictions(outputs, preds, status) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(outputs) + ["error"])
     for p, s in zip(preds, status):
-        if s:
+        if s == NOT_ANSWERED:
+            w.writerow([""] * len(outputs) + ["not answered"])
+        elif s:
             w.writerow([""] * len(outputs) + [P.ERROR_NAMES.get(int(s), "error %d" % s)])
         else:
             w.writerow([repr(float(v)) for v in p] + [""])
     return buf.getvalue()
 
 
+def _delta(before, after, key, per):
+    """(after - before)[key] / (after - before)[per], or None (no figures, or the board reset)."""
+    if not before or not after:
+        return None
+    n = after[per] - before[per]
+    if n <= 0 or after[key] < before[key]:
+        return None
+    return round((after[key] - before[key]) / n, 1)
+
+
 def run(args) -> int:
-    from ..link import Board
     from tqdm import tqdm
 
+    if args.give_up <= 0:
+        raise UserError("--give-up must be a positive number of seconds, got %g" % args.give_up)
     if args.output and args.output != "-":
         check_writable(args.output, "predictions")
     model = None
@@ -127,10 +155,12 @@ def run(args) -> int:
             model_blob = fh.read()
     inputs = parse_names(args.inputs) if args.inputs else None
 
-    with Board.open(args.port, baud=args.baud, timeout=args.timeout) as board:
-        info = board.info
+    with ResumingStream(args.port, baud=args.baud, timeout=args.timeout, give_up=args.give_up,
+                        int16=args.int16) as link:
+        info = link.connect()
         if not info["model_loaded"]:
-            raise UserError("the board at %s has no model: flash one with `ndyn flash`" % args.port)
+            raise DeviceError("the board at %s has no model: flash one with `ndyn flash`"
+                              % args.port)
         d_in, d_out = info["d_in"], info["d_out"]
         if model is not None:
             from ..ndm import model_hash
@@ -147,54 +177,61 @@ def run(args) -> int:
                             % (d_in, len(inputs)))
         columns, rows = read_rows(args.data, inputs, d_in)
 
-        before = board.stats()
-        out0, in0 = board.t.bytes_out, board.t.bytes_in
-        rt0 = board.retransmits
+        before = link.stats()
+        rt0, wire0 = link.totals()
         t0 = time.perf_counter()
+        interrupted = None
         with tqdm(total=len(rows), unit="sample", desc="stream", file=sys.stderr,
                   disable=None, leave=False) as bar:
-            preds, status = board.infer(rows, int16=args.int16, progress=bar.update)
+            try:
+                preds, status = link.run(rows, progress=bar.update)
+            except StreamInterrupted as exc:
+                interrupted = exc
+                preds, status = exc.preds, exc.status.copy()
+                status[~exc.answered] = NOT_ANSWERED
         seconds = time.perf_counter() - t0
-        wire = (board.t.bytes_out - out0) + (board.t.bytes_in - in0)
-        retransmits = board.retransmits - rt0
-        after = board.stats()
+        retransmits, wire = link.totals()
+        retransmits, wire = retransmits - rt0, wire - wire0
+        after = link.stats() if interrupted is None else None
+        batch = link.batch_size() if link.board is not None else None
 
     text = format_predictions(outputs, preds, status)
     if args.output and args.output != "-":
         write_output(args.output, text.encode("utf-8"), "predictions")
     else:
         sys.stdout.write(text)
-    errors = int(np.count_nonzero(status))
-    if errors:
+    answered = int(len(rows) if interrupted is None else interrupted.answered.sum())
+    errors = int(np.count_nonzero(status[:answered]))
+    if errors and interrupted is None:
         first = np.flatnonzero(status)[:5] + 1
         print("ndyn stream: %d of %d rows refused by the board (%s), first rows: %s"
               % (errors, len(rows), P.ERROR_NAMES.get(int(status[first[0] - 1]), "error"),
                  ", ".join(str(i) for i in first)), file=sys.stderr)
-    samples_delta = after["samples"] - before["samples"]
     summary = {
         "samples": int(len(rows)),
-        "answered": int(len(rows)),
+        "answered": answered,
         "errors": errors,
         "retransmits": int(retransmits),
+        "resumes": int(link.resumes),
         "seconds": round(seconds, 4),
-        "samples_per_s": round(len(rows) / seconds, 2) if seconds > 0 else None,
-        "device_us_per_inference": (round((after["infer_us"] - before["infer_us"]) / samples_delta, 1)
-                                    if samples_delta else None),
-        "device_us_per_request": (round((after["request_us"] - before["request_us"])
-                                        / (after["infer_requests"] - before["infer_requests"]), 1)
-                                  if after["infer_requests"] > before["infer_requests"] else None),
+        "samples_per_s": round(answered / seconds, 2) if seconds > 0 else None,
+        "device_us_per_inference": _delta(before, after, "infer_us", "samples"),
+        "device_us_per_request": _delta(before, after, "request_us", "infer_requests"),
         "wire_bytes_per_sample": round(wire / len(rows), 2),
         "format": "int16" if args.int16 else "float32",
-        "batch": board.batch_size(args.int16),
+        "batch": batch,
         "inputs": columns,
         "board": info["board"],
-        "heap_free": after["heap_free"],
+        "heap_free": after["heap_free"] if after else None,
         "model_hash": "%08x" % info["model_hash"],
     }
     if args.json:
         print(json.dumps(summary), flush=True)
-    else:
-        print("ndyn stream: %d samples in %.2f s (%.1f samples/s), %d errors, %d retransmits"
-              % (len(rows), seconds, summary["samples_per_s"] or 0, errors, retransmits),
+    if interrupted is not None:
+        raise DeviceError(str(interrupted))
+    if not args.json:
+        print("ndyn stream: %d samples in %.2f s (%.1f samples/s), %d errors, %d retransmits%s"
+              % (len(rows), seconds, summary["samples_per_s"] or 0, errors, retransmits,
+                 ", %d resumes" % link.resumes if link.resumes else ""),
               file=sys.stderr)
     return 0
