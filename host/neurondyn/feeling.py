@@ -255,11 +255,12 @@ FIRMWARE = ("fwlearn.py", "fwtrain.py")
 
 
 def firmware_files(files: dict) -> dict:
-    """``files`` (a board image, e.g. deploy.image_files) plus the feeling modules.
+    """``files`` (a board image, e.g. deploy.image_files) with the feeling modules for sure.
 
-    fwcmd hands PULL/TRAIN/TRAIN_COMMIT to fwtrain only where the image ships
-    it: deploy's closure leaves it out because the micro:bit V1's file system
-    has no room for it next to the serving firmware (docs/feeling.md).
+    The dispatcher hands PULL/TRAIN/TRAIN_COMMIT to fwtrain only where the
+    image ships it; deploy ships it as an optional module where it fits
+    (not on the micro:bit V1 today, docs/feeling.md). Tests use this to be
+    independent of that fit decision.
     """
     from .paths import firmware_dir
     out = dict(files)
