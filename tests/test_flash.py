@@ -90,6 +90,23 @@ def test_optional_modules_ship_only_where_they_fit(toy_firmware, tmp_path, model
     assert "left out fwextra.py" in capsys.readouterr().err
 
 
+def test_microbit_drive_is_found_and_gets_the_whole_image(tmp_path, toy_firmware, model_file):
+    drive = tmp_path / "MICROBIT"
+    drive.mkdir()
+    (drive / "DETAILS.TXT").write_text("DAPLink Firmware Version: 0249\n")
+    other = tmp_path / "usbstick"
+    other.mkdir()
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/sda1 %s vfat rw 0 0\n/dev/sdb1 %s vfat rw 0 0\nproc /proc proc rw 0 0\n"
+                      % (drive, other))
+    assert deploy.find_microbit_drives(str(mounts)) == [str(drive)]
+    profile = boards.get_profile("microbit-v1")
+    target = deploy.copy_to_microbit_drive(drive, profile, model_file.read_bytes(),
+                                           deploy.firmware_files(profile))
+    files = {f.name: f.content for f in mfs.get_files(target.read_text())}
+    assert files == deploy.image_files(profile, model_file.read_bytes())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--board", "arduino", "--hex", "X"], "unknown board 'arduino'; known boards: esp32"),
     (["--board", "microbit-v1"], "say where to flash"),

@@ -11,13 +11,15 @@ Three ways, picked by ``flash`` in this order:
    micro:bit V1, which lacks os.stat and raw-paste mode, our own paced client
    streams each file through a flow-controlled loader and verifies it by an
    Adler-32 read back), then
-   reset so the firmware starts.
+   reset so the firmware starts. A micro:bit without a MicroPython REPL but
+   with its MICROBIT drive mounted gets the complete image copied there.
 
 The fit check (boards.fit_check) runs before anything touches a board.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -251,6 +253,36 @@ def _adler_script(name: str) -> str:
             "f.close()\nprint((b << 16) | a)\n" % name)
 
 
+def find_microbit_drives(mounts="/proc/mounts") -> list:
+    """Mounted MICROBIT USB drives (DAPLink: a MICROBIT.HTM or DETAILS.TXT at the top)."""
+    found = []
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as fh:
+            points = [line.split()[1].replace("\\040", " ") for line in fh if len(line.split()) > 1]
+    except OSError:
+        return found
+    for point in points:
+        if any(os.path.isfile(os.path.join(point, n)) for n in ("MICROBIT.HTM", "DETAILS.TXT")):
+            found.append(point)
+    return found
+
+
+def copy_to_microbit_drive(drive, profile, ndm_bytes, firmware) -> Path:
+    """Flash by drag-and-drop: write the complete image onto the MICROBIT drive."""
+    target = Path(drive) / "ndyn.hex"
+    with tempfile.TemporaryDirectory(prefix="ndyn-hex-") as tmp:
+        image = write_microbit_hex(profile, ndm_bytes, Path(tmp) / "ndyn.hex", firmware)
+        data = image.read_bytes()
+    try:
+        with open(target, "wb") as fh:     # DAPLink flashes as the copy completes
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise DeviceError("copying the image to %s failed: %s" % (drive, exc.strerror or exc))
+    return target
+
+
 def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0,
                      remove=()) -> None:
     """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset.
@@ -409,8 +441,17 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
     files.update(model_store_files(ndm_bytes, profile))
     stale = store_slot_names(profile)
     if profile.fs_kind == "microbit":
-        install_microbit(port, files, progress=say, remove=stale)
-        result["method"] = "raw-repl"
+        try:
+            install_microbit(port, files, progress=say, remove=stale)
+            result["method"] = "raw-repl"
+        except DeviceError as exc:
+            # no MicroPython REPL answers: a MICROBIT drive takes the whole image
+            drives = find_microbit_drives()
+            if len(drives) != 1:
+                raise
+            say("%s; copying the image to the MICROBIT drive %s instead" % (exc, drives[0]))
+            result["drive_copy"] = str(copy_to_microbit_drive(drives[0], profile, ndm_bytes, firmware))
+            result["method"] = "drive"
     else:
         install_mpremote(port, files, progress=say, remove=stale)
         result["method"] = "mpremote"
