@@ -218,3 +218,17 @@ def test_bad_arguments():
     bad[3, 1] = np.nan
     with pytest.raises(ValueError):
         Annealer().fit(bad, np.ones(10))
+
+
+def test_robot_dog_30_to_12_shares_six_atoms():
+    # the demo's dataset: 30 sensors -> 12 torques, K = 6 atoms with 2-4 exponents each
+    from neurondyn.datasets import DATASETS
+    ds = DATASETS["robot_dog"]
+    table = np.genfromtxt(ds.path, delimiter=",", names=True)
+    X = np.column_stack([table[c] for c in ds.inputs])
+    Y = np.column_stack([table[c] for c in ds.outputs])
+    ann = Annealer(seed=0).fit(X, Y, inputs=ds.inputs, outputs=ds.outputs)
+    assert ann.model_.atom_set() == ds.truth_set()
+    assert ann.model_.d_out == 12 and ann.k_star_ == 6
+    assert not ann.saturated_
+    assert ann.loss_ < 2e-3

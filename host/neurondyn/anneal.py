@@ -11,7 +11,10 @@ see docs/annealing.md):
    ripen by the exponentiated-gradient rule after every step;
 2. zero-temperature pass: the same events at tau = 0 (strict descent), plus
    exhaustive one-atom swaps, until nothing lowers the energy;
-3. crystallisation: exponents already on {-2..2}, equal atoms cannot exist
+3. tempering: the weakest 1-3 atoms are remelted, the crystal regrows and is
+   quenched again, kept only when the energy falls (basin hopping), until
+   K (at least 3) cycles in a row bring nothing;
+4. crystallisation: exponents already on {-2..2}, equal atoms cannot exist
    (a set), gains/readouts/bias refit by exact least squares on all rows;
    with ``quantize=False`` the exponents are then refined continuously.
 
@@ -40,6 +43,8 @@ SHORTLIST = 32            # dictionary candidates refit exactly per nucleation
 HISTORY_POINTS = 250
 QUENCH_ROUNDS = 25
 TEMPER_CYCLES = 60
+TEMPER_PATIENCE_MIN = 3       # tempering stops after max(MIN, PER_ATOM * K) idle cycles
+TEMPER_PATIENCE_PER_ATOM = 1
 
 # event mix of one step (when the pool holds at least one atom)
 P_DRIFT = 0.55
@@ -154,11 +159,11 @@ class Annealer:
         if active.size == 0:            # nothing varies: no atom can form
             active = np.arange(d_in)
         design = Design(Lw[:, active], Y[work])
-        max_nz, sub_rows = plan(design.n, active.size)
-        sub = np.sort(rng.permutation(design.n)[:sub_rows])
-        dictionary = Dictionary(design.L, design.Y, sub, max_nz)
+        levels = plan(design.n, active.size)
+        dictionary = Dictionary(design.L, design.Y, levels, rng)
         # reuse a shortlist for a number of steps that grows with the cost of a scoring
-        stale = int(min(50, max(16, round(dictionary.size * sub.size / 2e6))))
+        cost = sum(lv.size * lv.rows.size for lv in dictionary.levels)
+        stale = int(min(50, max(16, round(cost / 2e6))))
         nuc = _Nucleator(dictionary, design, stale)
 
         init_atoms = []
@@ -240,8 +245,8 @@ class Annealer:
             "saturated": self.saturated_,
             "atoms": [[int(v) for v in w] if self.quantize else [float(v) for v in w]
                       for w in model.exponents],
-            "dictionary": {"atoms": int(dictionary.size), "rows": int(sub.size),
-                           "max_nonzero": int(max_nz), "candidates_p": int(design.p)},
+            "dictionary": {"atoms": int(dictionary.size), "levels": dictionary.describe(),
+                           "candidates_p": int(design.p)},
             "events": {k: int(v) for k, v in counts.items()},
             "history": history,
             "seconds": float(seconds),
@@ -341,7 +346,7 @@ class Annealer:
         move at a time).  Stops after ``patience`` cycles without improvement.
         """
         best = (list(st.atoms), list(st.mass), st.energy)
-        patience = max(4, 2 * st.k)
+        patience = max(TEMPER_PATIENCE_MIN, TEMPER_PATIENCE_PER_ATOM * st.k)
         fails = 0
         for cycle in range(TEMPER_CYCLES):
             if fails >= patience or st.k == 0:

@@ -2,18 +2,20 @@
 
 Nucleation needs to know where in the lattice a new atom would lower the
 energy most.  The dictionary holds every atom with 1..3 non-zero exponents in
-{-2,-1,1,2} (8,440 at d = 10; 266,920 at d = 30), evaluated on a fixed
-subsample of the rows as centred unit float32 columns.  The OLS score of a
+{-2,-1,1,2} (124 at d = 3, 8,440 at d = 10, 266,920 at d = 30) as centred unit
+float32 columns on a seeded subsample of the rows.  The OLS score of a
 candidate g against the current atoms (orthonormal basis Q, residual r) is the
 RSS it would remove:  (g.r)^2 / ||g - Q Q^T g||^2  -- unlike plain
 correlation with the residual, it does not favour "blend" atoms that mostly
 repeat what the existing atoms already explain.
 
-Size: rows x atoms is kept under ``BUDGET`` float32 entries by shrinking the
-subsample (never below 128 rows) and, beyond that, by dropping the
-three-exponent atoms (large d), so memory stays bounded (~300 MB at d = 30).
-The rows of ``atom . Q`` are cached per atom, so a scoring costs one pass over
-the dictionary for the residual (one row per output) plus one per new atom.
+Levels.  A weak atom is only seen on enough rows, and the simple atoms are
+few: when everything fits the budget (``BUDGET`` float32 entries, ~176 MB)
+on up to 1,024 rows, one level holds all atoms; otherwise (d = 30) the atoms
+with 1-2 non-zero exponents keep up to 1,024 rows and the three-exponent
+atoms get what is left of the budget (>= 128 rows; below that they are
+dropped -- drift still reaches them).  A shortlist takes the best of every
+level; the caller refits each candidate exactly on all rows.
 """
 from __future__ import annotations
 
@@ -21,20 +23,20 @@ from itertools import combinations, product
 
 import numpy as np
 
-BUDGET = 36_000_000          # float32 entries (~145 MB)
+BUDGET = 44_000_000          # float32 entries (~176 MB)
 MIN_ROWS = 128
-MAX_ROWS = 512
+MAX_ROWS = 1024
 CHUNK = 8192
 PREFILTER = 2048
 PREFILTER_MIN = 256
 PREFILTER_DIRECTIONS = 4
 
 
-def lattice_atoms(d: int, max_nonzero: int) -> np.ndarray:
-    """(P, d) int8: every exponent vector with 1..max_nonzero entries in {-2,-1,1,2}."""
+def lattice_atoms(d: int, max_nonzero: int, min_nonzero: int = 1) -> np.ndarray:
+    """(P, d) int8: every exponent vector with min..max non-zero entries in {-2,-1,1,2}."""
     blocks = []
     vals = np.array([-2, -1, 1, 2], dtype=np.int8)
-    for m in range(1, min(max_nonzero, d) + 1):
+    for m in range(max(min_nonzero, 1), min(max_nonzero, d) + 1):
         combos = np.array(list(combinations(range(d), m)), dtype=np.int64)      # (C, m)
         signs = np.array(list(product(range(4), repeat=m)), dtype=np.int64)      # (4^m, m)
         W = np.zeros((combos.shape[0] * signs.shape[0], d), dtype=np.int8)
@@ -47,27 +49,67 @@ def lattice_atoms(d: int, max_nonzero: int) -> np.ndarray:
 
 
 def plan(n_rows: int, d: int):
-    """(max_nonzero, subsample rows) so that the dictionary fits the budget."""
+    """Levels [(min_nonzero, max_nonzero, rows)] that fit the budget."""
     from .energy import n_candidates
-    for m in (3, 2, 1):
-        p = n_candidates(d, m)
-        rows = min(n_rows, MAX_ROWS, BUDGET // max(p, 1))
-        if rows >= min(MIN_ROWS, n_rows):
-            return m, int(rows)
-    return 1, int(min(n_rows, MIN_ROWS))
+    top = min(3, d)
+    rows = min(n_rows, MAX_ROWS)
+    if n_candidates(d, top) * rows <= BUDGET:
+        return [(1, top, rows)]
+    p2 = n_candidates(d, 2)
+    r2 = int(max(min(rows, BUDGET // max(p2, 1)), min(MIN_ROWS, n_rows)))
+    levels = [(1, 2, r2)]
+    p3 = n_candidates(d, 3) - p2
+    r3 = int(min(n_rows, MAX_ROWS // 2, max(BUDGET - p2 * r2, 0) // max(p3, 1)))
+    if r3 >= min(MIN_ROWS, n_rows):
+        levels.append((3, 3, r3))
+    return levels
 
 
 class Dictionary:
-    """Candidate atoms evaluated on subsample rows ``rows`` of the design."""
+    """All levels; ``score`` merges their shortlists."""
 
-    def __init__(self, L, Y, rows, max_nonzero=3):
+    def __init__(self, L, Y, levels, rng):
+        n = np.asarray(L).shape[0]
+        perm = rng.permutation(n)
+        self.levels = [Level(L, Y, np.sort(perm[:rows]), lo, hi) for lo, hi, rows in levels]
+
+    @property
+    def size(self) -> int:
+        return int(sum(lv.size for lv in self.levels))
+
+    @property
+    def rows(self) -> list:
+        return [int(lv.rows.size) for lv in self.levels]
+
+    def describe(self) -> list:
+        return [{"nonzero": [lv.min_nonzero, lv.max_nonzero], "atoms": lv.size,
+                 "rows": int(lv.rows.size)} for lv in self.levels]
+
+    def score(self, atoms, top=32, exclude=()):
+        """The ``top`` candidates: an equal share from every level, best first."""
+        if len(self.levels) == 1:
+            return [t for t, _ in self.levels[0].score(atoms, top, exclude)]
+        share = -(-top // len(self.levels))
+        merged = []
+        for rank, lv in enumerate(self.levels):
+            merged.extend((g, rank, i, t) for i, (t, g) in enumerate(lv.score(atoms, share,
+                                                                                  exclude)))
+        merged.sort(key=lambda r: (r[0], r[1], r[2]))
+        return [t for _, _, _, t in merged[:top]]
+
+
+class Level:
+    """Candidate atoms with min..max non-zero exponents on subsample ``rows``."""
+
+    def __init__(self, L, Y, rows, min_nonzero=1, max_nonzero=3):
         self.rows = np.asarray(rows)
         Ls = np.asarray(L, dtype=np.float64)[self.rows]
         self.Ls = Ls
         self.d = Ls.shape[1]
         Ys = np.asarray(Y, dtype=np.float64).reshape(len(L), -1)[self.rows]
         self.Yc = Ys - Ys.mean(axis=0)
-        self.atoms = lattice_atoms(self.d, max_nonzero)
+        self.min_nonzero = min_nonzero
+        self.atoms = lattice_atoms(self.d, max_nonzero, min_nonzero)
         self.max_nonzero = max_nonzero
         M = Ls.shape[0]
         # unit powers, as rows: row e*d + j of UT is x_j ** e scaled to RMS 1; the last row is 1
@@ -98,7 +140,6 @@ class Dictionary:
             b /= nrm[:, None]
             G[:, s:s + n] = b.T
         self.G = G
-        self._rows = {}
         self._ws = None
 
     def _codes(self) -> np.ndarray:
@@ -135,12 +176,14 @@ class Dictionary:
         OLS (their part outside the current atoms' span).  A candidate that
         correlates weakly with the residual yet scores high by OLS lies almost
         in the span of the current atoms: a lattice neighbour of one of them,
-        which drift and budding propose.  Returns a list of atom tuples, best
-        first (ties broken by dictionary order), none of them in ``exclude``;
-        the caller refits them exactly.
+        which drift and budding propose.  Returns [(atom tuple, gain)], best
+        (most negative sum of log RSS fractions left) first, ties broken by
+        dictionary order, none of them in ``exclude``.
         """
         atoms = [tuple(w) for w in atoms]
         d_out = self.Yc.shape[1]
+        if self.size == 0:
+            return []
         Q = np.zeros((self.Ls.shape[0], 0))
         if atoms:
             W = np.asarray(atoms, dtype=np.float64)
@@ -183,12 +226,12 @@ class Dictionary:
         n2 = np.maximum(n2, 1e-6)
         left = np.clip(1.0 - c * c / n2, 1e-12, 1.0)                     # RSS fraction left
         gain = np.log(left).sum(axis=0)                                  # the energy's fit term
-        order = idx[np.lexsort((idx, gain))]
+        order = np.lexsort((idx, gain))
         out = []
-        for i in order:
-            t = tuple(int(v) for v in self.atoms[i])
+        for o in order:
+            t = tuple(int(v) for v in self.atoms[idx[o]])
             if t not in ex:
-                out.append(t)
+                out.append((t, float(gain[o])))
             if len(out) >= top:
                 break
         return out
