@@ -314,7 +314,7 @@ def render(cells, laws, targets, quick) -> str:
         for l in laws:
             a = l["annealer"]
             lrows.append([l["law"], "`%s`" % l["formula"], l["d"], pct(l["noise"]),
-                          "yes" if a["exact"] else "**no**",
+                          "yes" if a["exact"] else "**no** (%s miss)" % (miss_kind(a) or "?"),
                           "%s (%d)" % (a["k_star"], l["K"]), sci(a["test_rel_rmse"]),
                           secs(a["seconds"]), "yes" if l["mp"]["exact"] else "no",
                           sci(l["mlp"]["test_rel_rmse"])])

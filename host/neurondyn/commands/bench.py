@@ -7,9 +7,10 @@ With ``--json`` the run is also resumable: finished problems are appended to
 partial files are removed once OUT is written.
 
 Sizes (CPU time on one idle core, measured on the shared development machine):
-``recovery --quick`` 36 grid problems + 18 laws, about 2.5 min; the full
-``recovery`` 720 grid problems + 36 law runs, about 45-60 min (``--jobs 2``
-about half on two idle cores; ``--x-ranges all`` doubles the grid);
+``recovery --quick`` 36 grid problems + 18 laws, about 2 min; the full
+``recovery`` 720 grid problems + 36 law runs, roughly 40 min (35-60 depending
+on the annealer's speed at K = 6 and 10 % noise; ``--jobs 2`` about half on two
+idle cores; ``--x-ranges all`` doubles the grid);
 ``optimizer --quick`` a few seconds, full about 3 min.  Interrupt a long run
 and rerun the same command with the same ``--json`` to resume it.
 """
