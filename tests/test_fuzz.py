@@ -35,20 +35,14 @@ import pytest
 from hypothesis import given, seed, settings, strategies as st
 
 from neurondyn import deploy, ndm, protocol as P
+from neurondyn.bench.reliability import (LIMITS, REPLY_TYPES, REQUESTS, SOURCE_PAYLOADS,
+                                         fuzz_chunks)
 from neurondyn.model import Model
 from neurondyn.paths import firmware_dir
 
 sys.path.insert(0, str(firmware_dir()))
 
-REQUESTS = (P.HELLO, P.STATS, P.QSCALE, P.INFER, P.REPL, P.UP_BEGIN, P.UP_DATA, P.UP_COMMIT,
-            P.PULL, P.TRAIN, P.TRAIN_COMMIT)
-REPLY_TYPES = {t | P.REPLY for t in REQUESTS} | {P.ACK, P.ERROR}
-LIMITS = {"uart": (60, 53, 244), "stdin": (260, 250, 1024)}      # max wire, payload, message
 WATCHDOG_S = 20.0      # per chunk: catches a hang, far above any real chunk's time
-
-SOURCE_PAYLOADS = [b"import os; os.remove('main.py')", b"open('main.py','w').write('x')",
-                   b"\x03\x03\x01import os\nos.remove('main.py')\n\x04\x02",
-                   b"\x01exec(open('ndm_a').read())\x04", b"__import__('os').remove('ndm_a')"]
 
 
 def model_blob(d_in=4, d_out=2):
@@ -175,84 +169,11 @@ def checker(io, stats):
     return check
 
 
-# -- the bulk: a seeded generator of random, structured and mutated frames -------
-def payload_for(rng, typ, io):
-    _, pmax, mmax = LIMITS[io]
-    r = rng.random()
-    if typ == P.INFER:
-        fmt = int(rng.choice([0, 0, 1, 2, 255]))
-        vals = rng.choice([0.5, 1.5, -1.0, 0.0, np.nan, np.inf, -np.inf, 3e38, 1e-38],
-                          size=int(rng.integers(0, 14)))
-        body = vals.astype("<f4").tobytes() if fmt != 1 else \
-            rng.integers(-32768, 32768, size=len(vals)).astype("<i2").tobytes()
-        return bytes([fmt]) + body[:pmax - 1]
-    if typ == P.UP_BEGIN:
-        total = int(rng.choice([0, 1, 100, 8192, 8193, 65535, 2 ** 31, 2 ** 32 - 1]))
-        return struct.pack("<II", total, int(rng.integers(0, 2 ** 32)))[:8 if r < 0.9 else 5]
-    if typ == P.UP_DATA:
-        off = int(rng.choice([0, 0, 4, 49, 2 ** 32 - 1]))
-        return struct.pack("<I", off) + rng.bytes(int(rng.integers(0, pmax - 4)))
-    if typ == P.QSCALE:
-        return rng.choice([0.0, 1.0, -2.0, np.nan, np.inf, 1e30],
-                          size=int(rng.integers(0, 12))).astype("<f4").tobytes()
-    if r < 0.1:
-        return SOURCE_PAYLOADS[int(rng.integers(len(SOURCE_PAYLOADS)))][:pmax]
-    return rng.bytes(int(rng.integers(0, pmax + 1)))
-
-
-def structured(rng, io):
-    """A CRC-valid frame: a request type (or any type), any seq, a plausible payload."""
-    if rng.random() < 0.15:
-        typ = int(rng.integers(0, 256))
-    else:
-        typ = int(rng.choice([t for t in REQUESTS if t != P.REPL] + [P.INFER] * 3))
-        if rng.random() < 0.15:
-            typ |= P.MORE
-    if typ & 0x3F == P.REPL and (io == "uart" or rng.random() < 0.9):
-        # REPL leaves the loop (the harness boots it again), rarely; not in
-        # the uart config, whose REPL path needs the real microbit.uart
-        typ = P.STATS
-    return P.build_frame(typ, int(rng.integers(0, 256)), payload_for(rng, typ & 0x3F, io))
-
-
-def mutate(rng, wire):
-    b = bytearray(wire)
-    for _ in range(int(rng.integers(1, 4))):
-        kind = rng.integers(0, 6)
-        i = int(rng.integers(0, len(b))) if b else 0
-        if kind == 0 and b:
-            b[i] ^= 1 << int(rng.integers(0, 8))               # bit flip
-        elif kind == 1:
-            b.insert(i, int(rng.integers(0, 256)))             # inserted byte
-        elif kind == 2 and len(b) > 1:
-            del b[i]                                           # dropped byte
-        elif kind == 3:
-            b[i:i] = b[i:i + int(rng.integers(1, 8))]           # duplicated run
-        elif kind == 4 and len(b) > 2:
-            b = b[:int(rng.integers(1, len(b)))]                # truncated (no end delimiter)
-        elif b:
-            b[i] = int(rng.integers(0, 256))                   # replaced byte
-    return bytes(b)
-
-
+# -- the bulk: the seeded generator the board fuzz of `ndyn bench reliability` uses ---
 def bulk(rng, io, count):
-    """``count`` chunks; each starts a fresh frame, like a host would."""
-    wmax = LIMITS[io][0]
-    for _ in range(count):
-        r = rng.random()
-        if r < 0.2:
-            yield b"\x00" + rng.bytes(int(rng.integers(1, 90))) + b"\x00"      # noise
-        elif r < 0.55:
-            yield structured(rng, io)
-        elif r < 0.9:
-            yield b"\x00" + mutate(rng, structured(rng, io)) + b"\x00"
-        elif r < 0.95:
-            run = rng.integers(1, 256, size=int(rng.integers(wmax - 2, 3 * wmax)), dtype=np.uint8)
-            yield b"\x00" + run.tobytes() + b"\x00"                           # overlong
-        else:
-            big = rng.bytes(int(rng.integers(LIMITS[io][1] + 1, LIMITS[io][1] + 300)))
-            yield P.build_frame(int(rng.choice([P.INFER, P.UP_DATA, P.TRAIN])),
-                                int(rng.integers(0, 256)), big)               # oversized payload
+    """Random, structured and mutated frames; REPL (leaves the loop) rarely, stdin only
+    (the uart config's REPL path needs the real microbit.uart)."""
+    return fuzz_chunks(rng, io, count, repl=0.1 if io == "stdin" else 0.0)
 
 
 def normal_session(serve, io, tmp_path):
