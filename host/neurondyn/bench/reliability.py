@@ -363,6 +363,8 @@ def commit_cuts(rig, model, count, log):
     res = {"cuts": 0, "valid": 0, "old": 0, "new": 0, "finished_before_cut": 0, "failures": []}
     with Board.open(rig.port, timeout=max(TIMEOUT[rig.name], 0.5)) as board:
         try:
+            blob = feeling.pull(board)                  # whatever it serves now counts as old
+            models[ndm.model_hash(blob)] = ndm.loads(blob)
             feeling.train(board, X, model.predict(X) * 1.1, mu=0.5)
         except BoardError as exc:
             if exc.code == P.E_UNKNOWN:
