@@ -244,3 +244,23 @@ def test_retrain_refuses_other_columns_and_says_when_the_law_changed(fw, tmp_pat
     assert code == 0
     assert "structural change" in out and "--from PULLED.ndm --reheat" in out
     assert "ndyn pull --port %s" % board.port in out
+
+
+def test_a_retransmitted_train_frame_steps_once(fw):
+    """TRAIN is not idempotent: the board's duplicate cache makes it exactly-once."""
+    model = law()
+    board = fw(ndm.dumps(model))
+    X = rows(1)
+    Y = drifted(model, X)
+    payload = struct.pack("<Bf", 0, 0.5) + np.hstack([X, Y]).astype("<f4").tobytes()
+    with Board.open(board.port) as b:
+        seq = b.seq
+        first = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
+        b.seq = seq                                   # the same frame again, same seq
+        again = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
+        assert again == first
+        assert b.stats()["dups"] == 1
+        once = feeling.Feeler(model, np.float32)
+        once.train(X, Y, mu=0.5)
+        pulled = ndm.loads(feeling.pull(b))
+        assert np.allclose(pulled.readout, once.a, rtol=1e-5, atol=1e-7)
