@@ -43,8 +43,10 @@ SHORTLIST = 32            # dictionary candidates refit exactly per nucleation
 HISTORY_POINTS = 250
 QUENCH_ROUNDS = 25
 TEMPER_CYCLES = 60
+RESTARTS = 2                  # extra chains when the pool ends saturated
 TEMPER_PATIENCE_MIN = 3       # tempering stops after max(MIN, PER_ATOM * K) idle cycles
 TEMPER_PATIENCE_PER_ATOM = 1
+TEMPER_MELT_MIN = 3           # a cycle remelts 1..max(MIN, K/2) atoms
 
 # event mix of one step (when the pool holds at least one atom)
 P_DRIFT = 0.55
@@ -179,45 +181,25 @@ class Annealer:
         if init is not None:
             sched = sched.reheated(self.reheat if self.reheat is not None else sched.tau_start)
 
-        state = PoolState(design, capacity, init_atoms)
-        if not math.isfinite(state.energy):       # a degenerate init set: start molten
-            state = PoolState(design, capacity, [])
         counts = Counters(nucleations=0, buddings=0, collapses=0, merges=0, swaps=0,
-                          drifts=0, accepted=0, rejected=0)
-        history = []
-        steps = sched.steps
-        every = max(1, steps // HISTORY_POINTS)
-        tick = max(1, steps // 100)
-
-        def record(step, tau):
-            history.append({"step": int(step), "tau": float(tau), "atoms": state.k,
-                            "energy": _num(state.energy),
-                            "loss": design.loss_from_rss(state.rss)})
-
+                          drifts=0, accepted=0, rejected=0, restarts=0)
         t_setup = time.perf_counter()
-        for step in range(steps):
-            tau = sched.tau(step)
-            self._event(state, nuc, step, tau, rng, counts)
-            state.ripen(tau)
-            if step % every == 0:
-                record(step, tau)
-            if self.progress is not None and (step % tick == 0 or step == steps - 1):
-                self.progress({"step": step + 1, "steps": steps, "tau": tau, "atoms": state.k,
-                               "energy": _num(state.energy),
-                               "loss": design.loss_from_rss(state.rss)})
-
-        # zero-temperature pass, then tempering cycles, then a last full quench
+        state, history = self._chain(design, nuc, capacity, init_atoms, sched, rng, counts,
+                                     self.progress)
         t_anneal = time.perf_counter()
-        self._quench(state, nuc, rng, counts)
-        record(steps, 0.0)
-        self._temper(state, nuc, rng, counts, record, steps)
-        self._quench(state, nuc, rng, counts)
-        record(len(history) and history[-1]["step"] + 1, 0.0)
-
+        saturated = state.k >= capacity and self._would_grow(state, nuc)
+        # A full pool that still wants atoms is either a pool too small for the law or a
+        # chain stuck among blend atoms (seen at noise 0).  Another chain, from the
+        # liquid, tells the two apart: the lower energy wins.
+        for _ in range(RESTARTS if saturated else 0):
+            counts.bump("restarts")
+            other, hist2 = self._chain(design, nuc, capacity, [], sched, rng, counts, None)
+            if other.energy < state.energy - 1e-9:
+                state, history = other, hist2
+            saturated = state.k >= capacity and self._would_grow(state, nuc)
+            if not saturated:
+                break
         t_quench = time.perf_counter()
-        saturated = False
-        if state.k >= capacity:
-            saturated = self._would_grow(state, nuc)
 
         model = self._crystallise(state, L_all, Y, offset, scale, inputs, outputs, active)
         self.model_ = model
@@ -251,7 +233,7 @@ class Annealer:
             "history": history,
             "seconds": float(seconds),
             "phase_seconds": {"setup": t_setup - t_start, "anneal": t_anneal - t_setup,
-                              "quench": t_quench - t_anneal,
+                              "restarts": t_quench - t_anneal,
                               "crystallise": time.perf_counter() - t_quench},
         }
         return self
@@ -260,6 +242,39 @@ class Annealer:
         return self.model_.predict(X)
 
     # ------------------------------------------------------------------------
+    def _chain(self, design, nuc, capacity, atoms, sched, rng, counts, progress):
+        """One annealing chain: cooling, quench, tempering, quench; returns (state, history)."""
+        state = PoolState(design, capacity, atoms)
+        if not math.isfinite(state.energy):       # a degenerate init set: start molten
+            state = PoolState(design, capacity, [])
+        history = []
+        steps = sched.steps
+        every = max(1, steps // HISTORY_POINTS)
+        tick = max(1, steps // 100)
+
+        def record(step, tau):
+            history.append({"step": int(step), "tau": float(tau), "atoms": state.k,
+                            "energy": _num(state.energy),
+                            "loss": design.loss_from_rss(state.rss)})
+
+        for step in range(steps):
+            tau = sched.tau(step)
+            self._event(state, nuc, step, tau, rng, counts)
+            state.ripen(tau)
+            if step % every == 0:
+                record(step, tau)
+            if progress is not None and (step % tick == 0 or step == steps - 1):
+                progress({"step": step + 1, "steps": steps, "tau": tau, "atoms": state.k,
+                          "energy": _num(state.energy),
+                          "loss": design.loss_from_rss(state.rss)})
+        # zero-temperature pass, then tempering cycles, then a last full quench
+        self._quench(state, nuc, rng, counts)
+        record(steps, 0.0)
+        self._temper(state, nuc, rng, counts, record, steps)
+        self._quench(state, nuc, rng, counts)
+        record(history[-1]["step"] + 1, 0.0)
+        return state, history
+
     def _event(self, st: PoolState, nuc: _Nucleator, step, tau, rng, counts):
         if st.k == 0:
             nucleate(st, nuc.shortlist(st.atoms, step), tau, rng, counts)
@@ -351,7 +366,7 @@ class Annealer:
         for cycle in range(TEMPER_CYCLES):
             if fails >= patience or st.k == 0:
                 break
-            m = int(rng.integers(1, min(3, st.k) + 1))
+            m = int(rng.integers(1, min(max(TEMPER_MELT_MIN, (st.k + 1) // 2), st.k) + 1))
             gone = []
             for _ in range(m):
                 i = st.pick_small(rng)

@@ -31,7 +31,7 @@ import numpy as np
 RSS_FLOOR_REL = 1e-7       # floor on RMS(residual) / RMS(y)
 DEGENERATE = 1e-9          # a column this close to the span of the others adds nothing
 TIGHT = 1e-9               # below this fraction of the base RSS, recompute without cancellation
-_CACHE_LIMIT = 6000
+_CACHE_LIMIT = 2000           # cached atom columns (each N floats)
 
 
 def n_candidates(d: int, max_nonzero: int = 3) -> int:
