@@ -88,9 +88,13 @@ class Design:
         self.penalty = self.d_out * math.log(self.n) + 2.0 * math.log(max(self.p, 2))
         # per-atom cost by number of non-zero exponents m: the same for m <= 3, and
         # 2 log(number of atoms with up to m non-zero exponents) beyond
+        cum, total = [], 0                 # cum[m] = number of atoms with 1..m exponents
+        for m in range(self.d + 1):
+            total += math.comb(self.d, m) * 4 ** m if m else 0
+            cum.append(total)
+        base = min(3, self.d)
         self.level_penalty = np.array(
-            [self.d_out * math.log(self.n)
-             + 2.0 * math.log(max(n_candidates(self.d, max(m, 3)), 2))
+            [self.d_out * math.log(self.n) + 2.0 * math.log(max(cum[max(m, base)], 2))
              for m in range(self.d + 1)])
         # x and 1/x scaled to max 1: neighbour columns are phi_w * x_j**(+-1)
         lx = self.L - self.L.max(axis=0)
