@@ -232,3 +232,22 @@ def test_retrain_columns_that_do_not_match_the_model(files, capsys, model_board)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("ndyn: error: "), lines
     code, lines, _ = run_cli(capsys, base + ["--inputs", "a,b,c", "--outputs", "nope"])
     assert code == 2 and len(lines) == 1 and "nope" in lines[0], lines
+
+
+def test_flash_to_a_port_that_is_not_a_board_fails_in_bounded_time(files, tmp_path, silent_pty,
+                                                                   plain_repl):
+    """``ndyn flash`` falls back to the raw REPL when our firmware does not answer; on a
+    port with nothing (or no raw REPL) behind it that must end with exit 3, not wait
+    forever (mpremote reads a pty without a timeout unless the caller sets one)."""
+    import subprocess
+    import sys
+    for port in (silent_pty, plain_repl.port):
+        try:
+            done = subprocess.run([sys.executable, "-m", "neurondyn", "flash",
+                                   str(files / "m.ndm"), "--board", "mpy-wasm", "--port", port],
+                                  capture_output=True, text=True, timeout=35)
+        except subprocess.TimeoutExpired:
+            pytest.fail("ndyn flash --port %s (%s) still waits after 35 s"
+                        % (port, "nothing behind it" if port == silent_pty else "plain REPL"))
+        lines = [l for l in done.stderr.splitlines() if l.strip()]
+        assert_one_error(done.returncode, lines, 3, progress_ok=True)
