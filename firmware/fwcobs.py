@@ -6,8 +6,10 @@
 #   encode(dst, src, n): dst = 0x00 COBS(src[0:n]) 0x00; returns its length
 #   scan(rx, pos, chunk, s | n << 8): append chunk[s:n] to rx[pos:] up to a
 #     0x00; returns newpos | 0x800 if a 0x00 ended the frame | next_s << 12
-#   copy(dst, d, src, s | n << 16): dst[d:d+n] = src[s:s+n], bytewise (the V1
-#     has neither memoryview nor slice assignment)
+#   copy(dst, d, src, s | n << 16): bytes d..d+n-1 of dst = bytes s..s+n-1
+#     of src, for any buffers (bytearray, array('f'): their raw bytes, as the
+#     Thumb copy does; the V1 has neither memoryview nor slice assignment)
+from struct import pack_into, unpack_from
 
 
 def crc16(b, n):
@@ -75,7 +77,7 @@ def scan(rx, pos, ch, sn):
 def copy(d, o, s, sn):
     i = sn & 0xFFFF
     for k in range(sn >> 16):
-        d[o + k] = s[i + k]
+        pack_into('B', d, o + k, unpack_from('B', s, i + k)[0])
 
 
 def ticks_us():

@@ -1,119 +1,170 @@
-# Dispatcher of docs/protocol.md 4: reassembles fragments, answers HELLO,
-# STATS, QSCALE, INFER, UP_BEGIN/DATA/COMMIT and REPL; drives fwmodel (the
-# forward pass) and fwstore (the atomic model slot). Received bytes are only
-# ever parsed as numbers. Error codes: 2 bad length, 3 no model, 4 unknown
-# type, 6 out of memory, 7 bad model, 9 bad state (5 bad input is per sample).
-import gc
-from array import array
-import fwio as P
-from fwproto import Link
-import fwmodel
-import fwstore
-from fwio import copy
-from fwcmd import do
-from fwinfer import infer
+# The serving loop of docs/protocol.md: duplicate cache, fragments and the
+# dispatch of requests, over fwlink (frames in, NAK) and fwinfer (INFER).
+# On the micro:bit V1 (MicroPython 1.9.2, ~9 KB heap) code is what costs
+# RAM (~1.5 B a byte of minified source, kept as long as the board runs;
+# compiling needs about twice that), so only the serving path is resident
+# (main.py imports it, innermost first) and code that runs once or rarely
+# is run from its file and dropped after (lazy): fwboot (setup), fwctl
+# (HELLO, STATS, QSCALE, REPL), fwup (model upload, the old model dropped
+# meanwhile), fwstore (the model slot). Per-byte work: Thumb kernels (fwkl;
+# fwcobs: the same bytes in plain Python where asm_thumb is missing).
+# Received bytes are only parsed as numbers; only the model slot is written.
+# Hooks (fwctl, fwup, and fwtrain for PULL/TRAIN/TRAIN_COMMIT): do(me, type,
+# seq, n) with me = this module: me.m (model), me.g (message), me.L.raw
+# (reply payload at 2), me.L.reply(type, seq, n); they return 0 (replied)
+# or an error code.
+m = x = y = g = raw = tx = L = K = u = q = st = P = None
+txn = 0
 
 
-class Server:
-    def __init__(self):
-        self.L = Link()
-        self.m = None
-        self.q = False
-        self.g = bytearray(P.MMAX)
-        self.ml = self.mt = self.un = self.uc = self.s = self.b = self.low = 0
-        self.u = None
+def reply(t, s, n):
+    # send raw[2:2+n] as frame type t, seq s; kept in tx for duplicates.
+    # K = (crc16, encode, write, collect, collect at the loop top): fwboot
+    global txn
+    raw[0] = t
+    raw[1] = s
+    c = K[0](raw, n + 2)
+    raw[n + 2] = c & 255
+    raw[n + 3] = c >> 8
+    txn = K[1](tx, raw, n + 4)
+    K[2](tx, txn)
 
-    def install(self, buf, crc):
-        # serve the model in buf; 0 or an error code. The old model is dropped
-        # first (RAM); on failure the last good one is reloaded from fwstore.
-        self.m = self.x = self.y = self.qo = self.qs = None
-        self.q = False
-        P.collect()
-        m = fwmodel.Model()
-        rc = m.load(buf)
-        if rc == 0 and crc is not None and m.crc != crc:
-            rc = 7
-        if rc:
-            if crc is not None:
-                self.restore()
-            return rc
-        self.m = m
-        self.x = array('f', [0.0] * m.d_in)
-        self.y = array('f', [0.0] * m.d_out)
-        self.qo = array('f', [0.0] * m.d_in)
-        self.qs = array('f', [0.0] * m.d_in)
-        return 0
 
-    def restore(self):
-        b = fwstore.load()
+def lazy(n):
+    # module n's functions in a dict that can be dropped again (the V1 cannot
+    # unload a module); CPython tests import it (firmware/ is on sys.path)
+    try:
+        f = open(n + '.py')
+    except OSError:
+        return __import__(n).__dict__
+    d = {}
+    exec(f.read(), d)
+    f.close()
+    return d
+
+
+def install(b, c):
+    # serve the .ndm in bytearray b (hash c; None: trust it): 0 or an error
+    # code. The old model goes first (RAM); on failure the last good returns.
+    global m, x, y
+    m = x = y = None
+    K[3]()
+    import fwmodel
+    from array import array
+    n = fwmodel.Model()
+    e = n.load(b)
+    if not e and c is not None and n.crc != c:
+        e = 7
+    if e:
+        b = None
+        n = None
+        if c is not None:
+            restore()
+        return e
+    x = array('f', range(n.d_in))
+    y = array('f', range(n.d_out))
+    m = n
+    return 0
+
+
+def restore():
+    # serve the last good model from the slot again (after an upload ended)
+    global u
+    u = None
+    if m is None:
+        b = lazy('fwstore')['load']()
         if b is not None:
-            self.install(b, None)
+            install(b, None)
 
-    def serve(self):
-        # one try around the whole loop, re-entered only after an error
-        while True:
+
+def run(rd=None, wr=None):
+    # serve until the host asks for the REPL. rd(buf) -> bytes read (0 or
+    # None: none yet), wr(buf, n) sends buf[:n]; default: the board's line
+    # (fwcfg.IO: "uart" = microbit.uart, "stdin" = sys.stdin/stdout.buffer)
+    global m, x, y, L, u, q
+    import fwlink
+    import fwinfer
+    m = u = q = None
+    L = __import__('fwdisp')
+    S = lazy('fwboot')['setup'](L, rd, wr)
+    tu, td, mf, copy, MM, T, lo = S
+    S = None
+    K[3]()
+    rx = fwlink.rx
+    st = L.st
+    frame = fwlink.frame
+    infer = fwinfer.infer
+    ml = mt = 0
+    la = -1
+    D = None
+    while True:
+        f = frame()
+        if lo and mf() < lo:  # mpy-wasm, per frame: mem_free walks the heap
+            K[4]()
+        t0 = tu()
+        st[0] += 1
+        t = rx[0]
+        s = rx[1]
+        n = f - 4
+        if s == la and txn:  # a retransmission: the cached reply again
+            st[4] += 1
+            K[2](tx, txn)
+            continue
+        la = s
+        b = t & 0x3F
+        e = 0
+        if t & 0x80 or (ml and b != mt):
+            e = 4 if t & 0x80 else 9
+        elif ml + n > MM:
+            e = 2
+        if e:
+            ml = 0
+        else:
+            copy(g, ml, rx, 2 | (n << 16))
+            ml += n
+            mt = b
+            if t & 0x40:  # a MORE fragment: ACK
+                reply(0xFE, s, 0)
+                continue
+            n = ml
+            ml = 0
             try:
-                self.loop()
-                return
+                if D and not 0x10 <= b <= 0x12:
+                    D = None  # anything but UP_* ends an upload
+                    restore()
+                if b == 4:
+                    e = infer(L, s, n)
+                    if not e:
+                        st[7] += td(tu(), t0)
+                elif b < 6:  # HELLO, STATS, QSCALE, REPL: fwctl
+                    e = lazy('fwctl')['do'](L, b, s, n)
+                    if e < 0:
+                        return
+                elif 0x10 <= b <= 0x12:  # upload: fwup, the old model dropped
+                    if b == 0x10:
+                        q = D = None
+                        m = x = y = None
+                        K[3]()
+                        D = lazy('fwup')
+                    e = D['do'](L, b, s, n) if D else 9
+                    if b == 0x12 and m:
+                        D = None
+                elif T:
+                    e = __import__('fwtrain').do(L, b, s, n)
+                else:
+                    e = 4
+                if not e:
+                    continue
             except MemoryError:
-                rc = 6
+                e = 6
             except OSError:
-                rc = 6
+                e = 6
             except Exception:
-                rc = 9
-            self.ml = 0
-            self.u = None
-            self.L.error(self.s, rc, self.b)
-            if self.m is None:
-                self.restore()
-
-    def loop(self):
-        L = self.L
-        rx = L.rx
-        while True:
-            if not P.U and P.mem_free() < self.low:
-                gc.collect()
-            n = L.frame() - 4
-            t = rx[0]
-            s = self.s = rx[1]
-            if s == L.last and L.txn:
-                L.st[4] += 1
-                P.wr(L.tx, L.txn)
-                continue
-            L.last = s
-            b = self.b = t & 0x3F
-            if t & 0x80 or (self.ml and b != self.mt) or self.ml + n > P.MMAX:
-                rc = 4 if t & 0x80 else (9 if self.ml + n <= P.MMAX else 2)
-                self.ml = 0
-                L.error(s, rc, t)
-                continue
-            copy(self.g, self.ml, rx, 2 | (n << 16))
-            self.ml += n
-            self.mt = b
-            if t & 0x40:
-                L.reply(0xFE, s, 0)
-                continue
-            n = self.ml
-            self.ml = 0
-            rc = infer(self, s, n) if b == 4 else do(self, b, s, n)
-            if rc < 0:
-                return
-            if rc:
-                L.error(s, rc, b)
-
-def run():
-    # boot: serve the last good model (or none) until the host asks for REPL
-    s = Server()
-    b = fwstore.load()
-    if b is not None:
-        s.install(b, None)
-    b = None
-    gc.collect()
-    f = P.mem_free()
-    # mpy-wasm: see fwio.collect (1 MB static heap: collect every 128 KB; a
-    # large malloc'ed heap (-X heapsize) trapped on any collection: rarely)
-    s.low = f // 2 if f > 4000000 else f - 131072
-    if not P.U:
-        gc.disable()
-    P.start()
-    s.serve()
+                e = 9
+            if m is None and e != 3:
+                D = None
+                restore()
+        st[3] += 1
+        raw[2] = e
+        raw[3] = b
+        reply(0xFF, s, 2)

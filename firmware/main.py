@@ -1,9 +1,9 @@
-# Boot entry: import every firmware module, innermost first and all before the
-# model is loaded (the V1 compiles sources on import; later imports fail on a
-# fragmented heap), then serve until the host asks for the REPL (fwio.leave
-# turns Ctrl-C back on).
-# First of all no Ctrl-C: a host frame arriving during boot may hold 0x03
-# (one that came even earlier is raised here, inside the try: try again).
+# Boot entry. First of all no Ctrl-C: a host frame arriving during boot may
+# hold 0x03 (one that came even earlier is raised here, inside the try: try
+# again). Then the resident modules, all before the model is loaded (the V1
+# compiles sources on import and fails on a fragmented heap): the kernels
+# first (the largest compile, on the emptiest heap), then the serving loop
+# and the model. fwdisp.run() serves until the host asks for the REPL.
 while True:
     try:
         import micropython
@@ -11,13 +11,15 @@ while True:
         break
     except KeyboardInterrupt:
         pass
-import gc
-import fwio
-import fwproto
-import fwmodel
-import fwstore
+try:
+    import fwk
+    import fwkl
+except Exception:
+    import fwcobs
+import fwlink
 import fwinfer
-import fwcmd
 import fwdisp
-gc.collect()
+import fwmodel
+if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
+    import fwboot, fwctl, fwup, fwstore
 fwdisp.run()

@@ -2,7 +2,7 @@
 
 * the firmware's frame kernels inside real MicroPython: current MicroPython
   (mpy-wasm: the plain-Python fwcobs) and MicroPython 1.9.2 on the virtual
-  micro:bit (the asm_thumb fwcasm), byte-identical to the host's frames;
+  micro:bit (fwkl, pre-assembled from firmware/asm/fwcasm.py), byte-identical to the host's frames;
 * mpy-wasm board (the sys.stdin.buffer backend of ESP32/RP2040/pyboard):
   stream a 30 -> 12 model's data -> board predictions equal ``Model.predict``
   within 1e-4 (|host| + rms(host)); bad rows (non-positive input, NaN) are
@@ -230,19 +230,18 @@ def test_wasm_upload_second_model_then_serves_it():
 
 # -- virtual micro:bit V1 ------------------------------------------------------
 def test_asm_kernels_in_micropython_1_9_2():
-    files = {"fwcasm.py": (firmware_dir() / "fwcasm.py").read_bytes()}
+    files = {"fwkl.py": (firmware_dir() / "fwkl.py").read_bytes()}
     with MicrobitSession(files) as s:
         # in small pieces: each script is compiled in the V1's ~9 KB heap
-        s.run("from fwcasm import crc16, decode, encode, scan, copy\n")
+        s.run("from fwkl import crc16, decode, encode, scan, copy\n")
         s.run(KERNEL_SCRIPT % "'M'")
         out = "".join(s.run("frame(%d, %d, %s)\n" % v, timeout=60) for v in VECTOR_SRC)
         check_kernel_output(out, "M")
 
 
-# The full firmware does not fit the V1's heap yet together with the model
-# code (see the report); this boots the real link layer (fwcasm + fwio +
-# fwproto, as deployed) with a small echo loop and pushes frames of every size
-# up to the 60-byte wire limit through the emulated 64-byte UART buffer.
+# The real link layer as deployed (fwkl kernels + fwlink.frame) with a small
+# echo loop: frames of every size up to the 60-byte wire limit go through the
+# emulated 64-byte UART buffer without loss.
 ECHO_MAIN = """
 while True:
     try:
@@ -251,21 +250,35 @@ while True:
         break
     except KeyboardInterrupt:
         pass
-import gc
-import fwio
-import fwproto
-L = fwproto.Link()
-gc.collect()
-fwio.start()
+import fwkl as K
+import fwlink as L
+from microbit import uart
+uart.init(115200)
+micropython.kbd_intr(-1)
+L.rd = uart.readinto
+def wr(b, n):
+    uart.write(b[:n])
+L.wr = wr
+L.crc16, L.decode, L.encode, L.scan = K.crc16, K.decode, K.encode, K.scan
+L.st = [0] * 11
+L.W = 60
+L.rx = bytearray(124)
+L.ch = bytearray(64)
+raw = bytearray(104)
+tx = bytearray(110)
 while True:
     n = L.frame() - 4
     t = L.rx[0]
+    K.copy(raw, 2, L.rx, 2 | (n << 16))
+    raw[0] = 0x80 | t
+    raw[1] = L.rx[1]
+    c = K.crc16(raw, n + 2)
+    raw[n + 2] = c & 255
+    raw[n + 3] = c >> 8
+    wr(tx, K.encode(tx, raw, n + 4))
     if t == 5:
-        L.reply(0x85, L.rx[1], 0)
-        fwio.leave()
+        micropython.kbd_intr(3)
         break
-    fwio.copy(L.raw, 2, L.rx, 2 | (n << 16))
-    L.reply(0x80 | t, L.rx[1], n)
 """
 
 
@@ -273,7 +286,7 @@ def test_v1_link_layer_moves_max_size_frames_without_loss():
     from neurondyn.link import Transport
     import time
     files = deploy.firmware_files(boards.get_profile("microbit-v1"))
-    files = {k: v for k, v in files.items() if k in ("fwcasm.py", "fwio.py", "fwproto.py", "fwcfg.py")}
+    files = {k: v for k, v in files.items() if k in ("fwkl.py", "fwlink.py", "fwcfg.py")}
     files["main.py"] = ECHO_MAIN.encode()
     with MicrobitVM(files=files) as vm:
         b = Board(Transport(vm.port), timeout=1.0)
@@ -303,6 +316,6 @@ def test_v1_link_layer_moves_max_size_frames_without_loss():
                 assert (rtype, body) == (P.INFER | P.REPLY, payload)
             # stop-and-wait keeps every frame inside the UART buffer: nothing lost
             assert b.retransmits == 0 and b.naks == 0
-            b.to_repl()
+            b._exchange(P.REPL, b"", 1.0, "repl")
         finally:
             b.close()

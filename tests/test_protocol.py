@@ -145,13 +145,11 @@ def _model(d_in=5, d_out=3, seed=0):
 
 
 class CpythonBoard:
-    """The real firmware (fwio/fwproto/fwdisp/fwmodel/fwstore) in a thread on a pty."""
+    """The real firmware (fwdisp/fwmodel/fwstore) in a thread on a pty."""
 
     def __init__(self, tmp_path, ndm_bytes=None, drop=None):
         import fwdisp
-        import fwio
         import fwstore
-        self.fwio = fwio
         fwstore.DIR = str(tmp_path) + "/"
         if ndm_bytes:
             fwstore.save(ndm_bytes)
@@ -172,16 +170,9 @@ class CpythonBoard:
         def wr(b, n):
             os.write(master, self.drop(bytes(b[:n])))
 
-        fwio.rd, fwio.wr = rd, wr
-        fwio.leave = lambda: None
-        self.server = fwdisp.Server()
-        blob = fwstore.load()
-        if blob is not None:
-            assert self.server.install(blob, None) == 0
-
         def serve():
             try:
-                self.server.serve()
+                fwdisp.run(rd, wr)   # loads the stored model, then serves
             except SystemExit:
                 pass
         self.thread = threading.Thread(target=serve, daemon=True)
