@@ -316,3 +316,35 @@ def test_dead_board_exits_3_with_the_answered_rows_written(rig, tmp_path, capsys
     assert close_to_host(pred, rows[:len(done)])
     assert "%d of 150 rows answered" % len(done) in err[0]
 
+
+
+# -- the line-following rules ----------------------------------------------------------
+def test_frame_size_halves_on_trouble_and_grows_back_to_the_limits():
+    from neurondyn.resume import Sizer
+    size = Sizer(max_rows=27, row_in=13, row_out=9, max_payload=250)
+    assert (size.rows, size.payload) == (27, 250)           # a clean line: the maximum
+    for _ in range(10):
+        size.done(resent=True)
+    assert size.rows == 1 and size.payload == Sizer.MIN_PAYLOAD
+    steps = 0
+    while size.rows < 27:
+        size.done(resent=False)
+        steps += 1
+    assert steps == 26 and size.payload == 250               # one row's worth per clean block
+    size.done(resent=False)
+    assert size.rows == 27
+
+
+def test_reply_wait_follows_the_round_trip_within_bounds():
+    from neurondyn.resume import ReplyClock
+    clock = ReplyClock(1.0)
+    assert clock.timeout == 1.0                               # nothing measured yet
+    for _ in range(20):
+        clock.sample(0.002)
+    assert clock.timeout == ReplyClock.MIN_WAIT
+    for _ in range(40):
+        clock.sample(0.1)
+    assert abs(clock.timeout - 0.42) < 0.01
+    for _ in range(40):
+        clock.sample(5.0)
+    assert clock.timeout == 1.0                               # never beyond --timeout
