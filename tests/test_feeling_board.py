@@ -30,9 +30,8 @@ def test_rule_in_current_micropython_equals_the_host_mirror():
     blob = ndm.dumps(model)
     X = rows(30)
     Y = drifted(model, X)
-    files = {n: (firmware_dir() / n).read_bytes() for n in ("fwlearn.py", "fwtrain.py",
-                                                               "fwmodel.py", "fwplain.py",
-                                                               "fwstore.py")}
+    names = ["fwlearn", "fwtrain", "fwmodel", "fwstore"] + bench.model_files(plain=True)
+    files = {n + ".py": (firmware_dir() / (n + ".py")).read_bytes() for n in names}
     files["m.ndm"] = blob
     files["t.bin"] = np.hstack([X, Y]).astype("<f4").tobytes()
     # the plain path (no asm_thumb) trains the bytes of the stored model

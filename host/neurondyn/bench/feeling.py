@@ -41,8 +41,18 @@ SEED = 4004
 NOISE = 0.01
 COUNTS = (100, 200, 400)
 FRESH = 100
+def model_files(plain: bool = False) -> list:
+    """Firmware modules fwmodel needs besides itself: what it imports or opens by
+    name (fwk / the six kernels, a loader file); fwplain only for ``plain``."""
+    import re
+    fw = firmware_dir()
+    text = (fw / "fwmodel.py").read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r"\b(fw[a-z0-9_]+)\b", text)) - {"fwmodel"})
+    return [n for n in names if (fw / (n + ".py")).is_file() and (plain or n != "fwplain")]
+
+
 def kernel_modules() -> list:
-    """The firmware modules fwmodel's Thumb path imports (fwplain is its fallback)."""
+    """Modules to import before fwmodel on the V1 (files it only opens are not imported)."""
     import ast
     fw = firmware_dir()
     names = set()
@@ -118,21 +128,28 @@ LOADER_V1 = """import gc
 from array import array
 from os import size
 import fwmodel
-B = bytearray(size('m.ndm'))
-open('m.ndm', 'rb').readinto(B)
-m = fwmodel.Model()
-print(m.load(B))
-B = m.b
-d, e, k = B[6], B[7], B[8]
-O = array('i', [0] * (k + 1))
-p = 10 + 8 * d
-for a in range(k):
-    O[a] = p + 1 + 2 * B[p]
-    p = O[a] + 4 + 4 * e
-O[k] = p
-z = [0.0]
-A = (array('f', z * k), array('f', z * (d + e)), array('f', z * e))
-gc.collect()
+m = B = O = A = d = e = None
+
+
+def go():
+    # load m.ndm (called from a REPL line: fwmodel's loader nests calls)
+    global m, B, O, A, d, e
+    B = bytearray(size('m.ndm'))
+    open('m.ndm', 'rb').readinto(B)
+    m = fwmodel.Model()
+    r = m.load(B)
+    B = m.b
+    d, e, k = B[6], B[7], B[8]
+    O = array('i', [0] * (k + 1))
+    p = 10 + 8 * d
+    for a in range(k):
+        O[a] = p + 1 + 2 * B[p]
+        p = O[a] + 4 + 4 * e
+    O[k] = p
+    z = [0.0]
+    A = (array('f', z * k), array('f', z * (d + e)), array('f', z * e))
+    gc.collect()
+    print(r)
 """
 
 DRIVER_V1 = """import gc
@@ -211,8 +228,8 @@ class MicrobitFeeling:
         from ..vboard import MicrobitSession
         fw = firmware_dir()
         self.modules = modules()
-        image = {n + ".py": (fw / (n + ".py")).read_bytes() for n in self.modules
-                 if n not in ("fwtld", "fwtdrv")}
+        image = {n + ".py": (fw / (n + ".py")).read_bytes()
+                 for n in set(self.modules + model_files()) - {"fwtld", "fwtdrv"}}
         image["fwtdrv.py"] = DRIVER_V1.encode()
         image["fwtld.py"] = LOADER_V1.encode()
         image.update(files)
@@ -226,9 +243,11 @@ class MicrobitFeeling:
     def _boot(self):
         self.s.run("import gc")
         for name in self.modules[:-1]:   # one import per script: the V1 compiles on import
-            out = self.s.run("gc.collect()\nimport %s" % name).split()
-            if name == "fwtld" and out != ["0"]:
-                raise RuntimeError("the board refused the model: %s" % out)
+            self.s.run("gc.collect()\nimport %s" % name)
+            if name == "fwtld":
+                out = self.s.run("fwtld.go()").split()
+                if out != ["0"]:
+                    raise RuntimeError("the board refused the model: %s" % out)
         self.s.run("gc.collect()\nimport fwtdrv as D")
 
     def stop(self):
