@@ -264,3 +264,17 @@ def test_a_retransmitted_train_frame_steps_once(fw):
         once.train(X, Y, mu=0.5)
         pulled = ndm.loads(feeling.pull(b))
         assert np.allclose(pulled.readout, once.a, rtol=1e-5, atol=1e-7)
+
+
+def test_firmware_without_fwtrain_gives_one_clear_line(tmp_path, capsys, monkeypatch):
+    import fwtrain
+    model = law()
+    board = CpythonBoard(tmp_path, ndm.dumps(model))
+    try:
+        monkeypatch.setattr(fwtrain, "do", lambda *a: 4)   # the image without fwtrain.py
+        code = cli.main(["pull", "--port", board.port, "-o", str(tmp_path / "p.ndm")])
+        err = capsys.readouterr().err
+        assert code == 3 and "no fwtrain.py" in err and err.count("\n") == 1
+        assert not (tmp_path / "p.ndm").exists()
+    finally:
+        board.stop()

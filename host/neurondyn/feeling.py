@@ -123,6 +123,19 @@ def refit_rmse(model: Model, X, Y, Xh, Yh) -> float:
 
 
 # -- the protocol messages, over a connected neurondyn.link.Board --------------
+def _request(board, typ, payload=b"", **kw) -> bytes:
+    """board.request, with a clear line when the firmware has no feeling module."""
+    from .link import BoardError
+    try:
+        return board.request(typ, payload, **kw)
+    except BoardError as exc:
+        if exc.code == 4:           # E_UNKNOWN: the image does not ship fwtrain.py
+            raise DeviceError("the firmware on %s cannot retrain or pull (no fwtrain.py on the "
+                              "board: it did not fit there, or the firmware predates it)"
+                              % board.port) from None
+        raise
+
+
 def samples_per_message(board) -> int:
     info = board.info
     per = (info["max_msg"] - TRAIN_HEADER) // (4 * (info["d_in"] + info["d_out"]))
@@ -151,8 +164,8 @@ def train(board, X, Y, mu: float = 0.0, evaluate: bool = False, progress=None) -
     timeout = max(board.timeout, 0.5 + 0.15 * per)
     for start in range(0, len(X), per):
         rows = np.hstack([X[start:start + per], Y[start:start + per]])
-        body = board.request(TRAIN, head + rows.astype("<f4").tobytes(), timeout=timeout,
-                             what="EVAL" if evaluate else "TRAIN")
+        body = _request(board, TRAIN, head + rows.astype("<f4").tobytes(), timeout=timeout,
+                        what="EVAL" if evaluate else "TRAIN")
         if len(body) != 4 + 4 * info["d_out"]:
             raise DeviceError("board at %s sent a TRAIN reply of %d bytes" % (board.port, len(body)))
         u, b = struct.unpack_from("<HH", body, 0)
@@ -174,19 +187,19 @@ def evaluate(board, X, Y) -> float:
 def commit(board) -> int:
     """Persist the trained parameters on the board (atomic); returns the new model hash."""
     from .link import COMMIT_TIMEOUT
-    body = board.request(TRAIN_COMMIT, timeout=max(COMMIT_TIMEOUT, board.timeout),
-                         what="TRAIN_COMMIT")
+    body = _request(board, TRAIN_COMMIT, timeout=max(COMMIT_TIMEOUT, board.timeout),
+                    what="TRAIN_COMMIT")
     return struct.unpack_from("<I", body, 0)[0]
 
 
 def pull(board) -> bytes:
     """The .ndm bytes the board serves now, CRC-verified (DeviceError if torn)."""
     step = board.info["max_reply"] - 8
-    body = board.request(PULL, struct.pack("<IH", 0, step), what="PULL")
+    body = _request(board, PULL, struct.pack("<IH", 0, step), what="PULL")
     total, crc = struct.unpack_from("<II", body, 0)
     data = bytearray(body[8:])
     while len(data) < total:
-        body = board.request(PULL, struct.pack("<IH", len(data), step), what="PULL")
+        body = _request(board, PULL, struct.pack("<IH", len(data), step), what="PULL")
         if len(body) <= 8 or struct.unpack_from("<II", body, 0) != (total, crc):
             raise DeviceError("board at %s changed its model during PULL" % board.port)
         data += body[8:]
