@@ -6,8 +6,9 @@
 # (main.py imports it, innermost first) and code that runs once or rarely
 # is run from its file and dropped after (lazy): fwboot (setup), fwctl
 # (HELLO, STATS, QSCALE, REPL), fwup (model upload, the old model dropped
-# meanwhile), fwstore (the model slot). Per-byte work: Thumb kernels (fwkl;
-# fwcobs: the same bytes in plain Python where asm_thumb is missing).
+# meanwhile), fwstore (the model slot), fwinst (install a model). Per-byte
+# work: Thumb kernels (fwkl; fwcobs: the same bytes in plain Python where
+# asm_thumb is missing).
 # Received bytes are only parsed as numbers; only the model slot is written.
 # Hooks (fwctl, fwup, and fwtrain for PULL/TRAIN/TRAIN_COMMIT): do(me, type,
 # seq, n) with me = this module: me.m (model), me.g (message), me.L.raw
@@ -43,38 +44,10 @@ def lazy(n):
     return d
 
 
-def install(b, c):
-    # serve the .ndm in bytearray b (hash c; None: trust it): 0 or an error
-    # code. The old model goes first (RAM); on failure the last good returns.
-    global m, x, y
-    m = x = y = None
-    K[3]()
-    import fwmodel
-    from array import array
-    n = fwmodel.Model()
-    e = n.load(b)
-    if not e and c is not None and n.crc != c:
-        e = 7
-    if e:
-        b = None
-        n = None
-        if c is not None:
-            restore()
-        return e
-    x = array('f', range(n.d_in))
-    y = array('f', range(n.d_out))
-    m = n
-    return 0
-
-
 def restore():
-    # serve the last good model from the slot again (after an upload ended)
-    global u
-    u = None
-    if m is None:
-        b = lazy('fwstore')['load']()
-        if b is not None:
-            install(b, None)
+    # serve the last good model from the slot again (boot, after an upload
+    # ended): fwinst, run from its file
+    lazy('fwinst')['restore'](L)
 
 
 def run(rd=None, wr=None):

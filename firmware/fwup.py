@@ -40,7 +40,7 @@ def do(me, b, s, n):
             if N != len(u):
                 return 9
             me.u = None
-            e = me.install(u, C)
+            e = me.lazy('fwinst')['install'](me, u, C)
             if e:
                 return e
             me.lazy('fwstore')['save'](u)

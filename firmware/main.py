@@ -1,9 +1,9 @@
 # Boot entry. First of all no Ctrl-C: a host frame arriving during boot may
 # hold 0x03 (one that came even earlier is raised here, inside the try: try
 # again). Then the resident modules, all before the model is loaded (the V1
-# compiles sources on import and fails on a fragmented heap): the kernels
-# first (the largest compile, on the emptiest heap), then the serving loop
-# and the model. fwdisp.run() serves until the host asks for the REPL.
+# compiles sources on import and fails on a fragmented heap), largest
+# compile first: the model and link kernels, the model, the serving loop,
+# INFER, frames in. fwdisp.run() serves until the host asks for the REPL.
 while True:
     try:
         import micropython
@@ -14,12 +14,14 @@ while True:
 try:
     import fwk
     import fwkl
-except Exception:
+except ImportError:
     import fwcobs
-import fwlink
-import fwinfer
-import fwdisp
+except SyntaxError:  # a build without asm_thumb
+    import fwcobs
 import fwmodel
+import fwdisp
+import fwinfer
+import fwlink
 if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
-    import fwboot, fwctl, fwup, fwstore
+    import fwboot, fwctl, fwup, fwstore, fwinst
 fwdisp.run()
