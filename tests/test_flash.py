@@ -90,6 +90,20 @@ def test_optional_modules_ship_only_where_they_fit(toy_firmware, tmp_path, model
     assert "left out fwextra.py" in capsys.readouterr().err
 
 
+def test_files_named_under_if_0_ship_but_are_not_resident(toy_firmware, model_file):
+    (toy_firmware / "main.py").write_text(
+        "import fwtoy\nif 0:  # run from their files, dropped after\n    import fwsetup, fwtoy\n")
+    (toy_firmware / "fwsetup.py").write_text("Z = 1\n" * 400)
+    assert deploy.transient_modules(toy_firmware) == ["fwsetup.py"]    # fwtoy is resident
+    profile = boards.get_profile("microbit-v1")
+    files = deploy.firmware_files(profile)
+    assert "fwsetup.py" in files
+    resident = boards.estimate(profile, 100, files, lazy=["fwsetup.py"])
+    everything = boards.estimate(profile, 100, files)
+    assert resident.firmware_heap == everything.firmware_heap - boards.module_heap(files["fwsetup.py"])
+    assert resident.fs_needed == everything.fs_needed
+
+
 def test_microbit_drive_is_found_and_gets_the_whole_image(tmp_path, toy_firmware, model_file):
     drive = tmp_path / "MICROBIT"
     drive.mkdir()

@@ -97,6 +97,38 @@ def firmware_closure(folder):
     return [n + ".py" for n in required], [n + ".py" for n in optional]
 
 
+def transient_modules(folder=None) -> list:
+    """Firmware files named only under ``if 0:`` in main.py (or what they import).
+
+    The firmware runs these from their files when needed and drops them
+    after (``exec(open(...).read())``): they must be on the board, but they
+    do not stay in its heap. The fit check counts them for flash only.
+    """
+    import ast
+    folder = Path(folder) if folder else firmware_dir()
+    tree = ast.parse((folder / "main.py").read_text(encoding="utf-8"))
+    named = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Constant)
+                and not node.test.value):
+            for sub in node.body:
+                for n in ast.walk(sub):
+                    if isinstance(n, ast.Import):
+                        named.update(a.name.split(".")[0] for a in n.names)
+                    elif isinstance(n, ast.ImportFrom) and n.module:
+                        named.add(n.module.split(".")[0])
+    resident = set()
+    for node in tree.body:          # imported for real at boot (outside ``if 0:``)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Constant) and not node.test.value:
+            continue
+        for n in ast.walk(node):
+            if isinstance(n, ast.Import):
+                resident.update(a.name.split(".")[0] for a in n.names)
+            elif isinstance(n, ast.ImportFrom) and n.module:
+                resident.add(n.module.split(".")[0])
+    return sorted(n + ".py" for n in named - resident if (folder / (n + ".py")).is_file())
+
+
 def firmware_files(profile, folder=None, optional: bool = True) -> dict:
     """Firmware sources to install (name -> bytes), with this board's fwcfg.py.
 
@@ -127,17 +159,18 @@ def fitting_firmware(profile, ndm_bytes=None, say=None) -> dict:
     """
     folder = firmware_dir()
     _, extra = firmware_closure(folder)
+    transient = transient_modules(folder)
     full = firmware_files(profile)
     if ndm_bytes is None:
         ndm_bytes = b""
     try:
-        boards.fit_check(profile, ndm_bytes, full, lazy=extra)
+        boards.fit_check(profile, ndm_bytes, full, lazy=extra + transient)
         return full
     except UserError:
         if not extra:
             raise
     base = firmware_files(profile, optional=False)
-    boards.fit_check(profile, ndm_bytes, base)
+    boards.fit_check(profile, ndm_bytes, base, lazy=transient)
     if say:
         say("left out %s: they do not fit %s (features that need them are unavailable there)"
             % (", ".join(extra), profile.name))
@@ -415,7 +448,8 @@ def flash(ndm_bytes: bytes, profile, port=None, hex_out=None, progress=None) -> 
     say = progress or (lambda msg: None)
     firmware = fitting_firmware(profile, ndm_bytes, say)
     _, extra = firmware_closure(firmware_dir())
-    report = boards.fit_check(profile, ndm_bytes, firmware, lazy=extra)
+    report = boards.fit_check(profile, ndm_bytes, firmware,
+                              lazy=extra + transient_modules(firmware_dir()))
     result = {"board": profile.name, "model_hash": model_hash(ndm_bytes),
               "fit": report.to_dict(), "firmware": sorted(firmware)}
     if hex_out:
