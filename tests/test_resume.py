@@ -154,15 +154,18 @@ class Cable:
                         data = os.read(fd, 4096)
                     except OSError:
                         data = b""
-                    if fd == self.board:
-                        if not data:             # the board is off: its pty is gone
-                            os.close(self.board)
-                            self.board = None
-                        elif self.master is not None:
-                            os.write(self.master, data)
-                            self.to_host += len(data)
-                    elif data and self.board is not None:
-                        os.write(self.board, data)
+                    try:
+                        if fd == self.board:
+                            if not data:             # the board is off: its pty is gone
+                                os.close(self.board)
+                                self.board = None
+                            elif self.master is not None:
+                                os.write(self.master, data)
+                                self.to_host += len(data)
+                        elif data and self.board is not None:
+                            os.write(self.board, data)
+                    except OSError:                  # an end went away meanwhile: bytes lost
+                        pass
             if not fds:
                 threading.Event().wait(0.02)
             if self.trigger and self.to_host >= self.trigger[0]:

@@ -21,7 +21,11 @@ wraps a Board and carries the stream across such breaks:
   session's first frame for a retransmission of the old one's last;
 * after each handshake it checks the board still serves the same model (hash,
   shape): predictions from another model would be silently wrong, so that
-  is fatal, as is a board that lost its model;
+  is fatal, as is a board that lost its model. A board can also reboot
+  while the link is resending a frame, and answer the resent INFER from
+  whatever model it booted with, without any error showing: so a block
+  whose answer took longer than any board needs to reboot (REBOOT_MIN) is
+  accepted only after a handshake shows the same model;
 * if no row has been answered for ``give_up`` seconds (the board is gone for
   good), it stops with ``StreamInterrupted``, which carries the rows answered
   so far so the caller can still write them.
@@ -37,6 +41,7 @@ from .errors import DeviceError
 
 GIVE_UP = 20.0            # seconds without an answered row before we stop
 RETRY_PAUSE = 0.25        # between two attempts to reach a vanished board
+REBOOT_MIN = 0.5          # no board reboots and serves again faster (boot + imports + model)
 
 # refusals after which a fresh handshake (and a resend) can succeed
 SESSION_CODES = (P.E_BAD_STATE, P.E_BUSY, P.E_NO_MEM, P.E_NO_MODEL)
@@ -153,6 +158,7 @@ class ResumingStream:
         self._seq = 0             # last seq sent on a closed connection
         self.heard = 0            # broken frames seen by the last failed opening
         self.rtt_hint = None      # seconds of the first clean handshake
+        self.verified = 0         # slow blocks whose answers were checked by a handshake
 
     # -- sessions --------------------------------------------------------------
     def _default_open(self, port, seq=0):
@@ -303,6 +309,11 @@ class ResumingStream:
                 self.board.timeout = clock.timeout
                 t0 = time.monotonic()
                 p, s = self.board.infer(block, int16=self.int16)
+                if time.monotonic() - t0 >= REBOOT_MIN:
+                    # long enough for the board to have rebooted while we resent:
+                    # its answer counts only if it still serves our model
+                    self._handshake()
+                    self.verified += 1
             except _Fatal as exc:
                 fatal = str(exc)
                 break

@@ -310,7 +310,7 @@ def _cut_during(rig, work, window, rng):
                 ready.set()
                 work(b)
                 done["finished"] = True
-        except DeviceError as exc:
+        except Exception as exc:          # the power went: whatever the link says
             done["error"] = str(exc)
         finally:
             ready.set()
