@@ -5,13 +5,13 @@
 # point, no allocation per call, parameters read in place from the .ndm;
 # main.py imports fwk before this module (the V1 compiles on import and
 # fails on a fragmented heap or a deep stack). "plain": fwplain, floats.
-# Kept small: on the micro:bit V1 every line of Python costs heap.
+# Kept small: on the micro:bit V1 every line of Python costs heap; the
+# asm loader is fwmload.py, run only while loading.
 from array import array
-from math import exp
-from struct import unpack_from
 
 E_BAD_INPUT = 5
 E_BAD_MODEL = 7
+LOAD = None
 try:
     import fwk
     PATH = "asm"
@@ -38,30 +38,24 @@ class Model:
     def load(self, b):
         # 0 or E_BAD_MODEL (CRC, header, bounds, values, not quantised); a
         # MemoryError propagates. The asm path keeps b (do not modify it).
-        if not isinstance(b, bytearray):
-            b = bytearray(b)
-        n = len(b) - 4
+        # The asm loader (fwmload.py) runs from its file and is dropped
+        # after: it runs once per model, and on the V1 code costs heap while
+        # kept (where fwmload is imported, as in tests, LOAD is its load).
+        # The plain path (large boards) is fwplain's.
+        b = b if isinstance(b, bytearray) else bytearray(b)
         if PATH != "asm":
             import fwplain
-            return fwplain.load(self, b, n)
-        c = unpack_from('<I', b, n)[0] if n > 9 else 0
-        if n < 10 or crc(b, n) != c:
-            return E_BAD_MODEL
-        k = b[8]
-        g = array('f', [0.0] * k)
-        T = array('i', [0] * (32 + 2 * b[6] + 3 * k))
-        fwk.liba(T)
-        fwk.libb(T)
-        T[30], T[31] = fwk.code(fwk.at), fwk.code(fwk.ro)
-        if fwk.val(T, b, n, g):
-            return E_BAD_MODEL
-        for i in range(k):
-            g[i] = exp(g[i])
-        if k and not max(g) < 3.4e38:
-            return E_BAD_MODEL
-        self.T, self.b, self.g, self.k, self.crc = T, b, g, k, c
-        self.d_in, self.d_out = b[6], b[7]
-        return 0
+            return fwplain.load(self, b, len(b) - 4)
+        if LOAD:
+            return LOAD(self, b)
+        try:
+            f = open('fwmload.py')
+        except OSError:  # CPython tests: firmware/ is on sys.path
+            return __import__('fwmload').load(self, b)
+        d = {}
+        exec(f.read(), d)
+        f.close()
+        return d['load'](self, b)
 
     def infer(self, r, y):
         # r: array('f') of d_in raw values, y: array('f') of d_out (written

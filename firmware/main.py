@@ -23,5 +23,5 @@ import fwdisp
 import fwinfer
 import fwlink
 if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
-    import fwboot, fwctl, fwup, fwstore, fwinst
+    import fwboot, fwctl, fwup, fwstore, fwinst, fwmload
 fwdisp.run()
