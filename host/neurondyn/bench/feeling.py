@@ -244,6 +244,7 @@ class MicrobitFeeling:
         self.s.run("import gc")
         for name in self.modules[:-1]:   # one import per script: the V1 compiles on import
             self.s.run("gc.collect()\nimport %s" % name)
+            self.s.run("gc.collect()")  # the script's own parse leftovers too
             if name == "fwtld":
                 out = self.s.run("fwtld.go()").split()
                 if out != ["0"]:
