@@ -361,12 +361,17 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
         ser.close()
 
 
+READ_TIMEOUT = 2.0   # seconds a single serial read may block during a raw-REPL install
+
+
 def install_mpremote(port: str, files: dict, progress=None, remove=()) -> None:
     """Write ``files`` with mpremote's library (ESP32 / RP2040 / pyboard), verify, soft reset."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
     try:
-        t = SerialTransport(port, baudrate=115200)
+        # a read timeout: without one mpremote blocks forever on a port with
+        # nothing (or no raw REPL) behind it; its own loops retry short reads
+        t = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
     except TransportError as exc:
         raise DeviceError("cannot open %s: %s" % (port, exc))
     try:
