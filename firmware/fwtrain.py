@@ -7,8 +7,9 @@
 # asm path keeps its model's bytes in m.b; the plain path's come from
 # fwstore and the model re-reads them); the CRC trailer (the model hash)
 # is renewed after each TRAIN message. fwstore and fwmodel are imported
-# where used (main.py has them already), so fwtrain compiles on its own. do() is fwcmd's fallback for every
-# type it does not know: replies and returns 0, or returns an error code.
+# where used, so fwtrain compiles on its own. do(me, type, seq, n) is the
+# dispatcher's hook (fwdisp: me.m model, me.g message, me.L.raw reply
+# buffer, me.L.reply): replies and returns 0, or returns an error code.
 from array import array
 from struct import pack_into as pk, unpack_from as up
 from fwlearn import f, learn

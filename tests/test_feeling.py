@@ -7,9 +7,9 @@ the real dispatcher, and the ``ndyn retrain`` / ``ndyn pull`` commands.
   fixed; the step never diverges for mu in (0, 2) even with badly scaled
   features, where a fixed-rate SGD step does;
 * firmware/fwtrain.py inside the real firmware dispatcher (test_protocol's
-  CpythonBoard: fwio/fwproto/fwdisp/fwcmd/fwmodel/fwstore in a thread behind a
-  pty) served through ``neurondyn.link.Board``: its steps equal the mirror's,
-  EVAL does not learn, PULL returns what the board serves, TRAIN_COMMIT
+  CpythonBoard: the serving firmware in a thread behind a pty) served
+  through ``neurondyn.link.Board``: its steps equal the mirror's, EVAL does
+  not learn, PULL returns what the board serves, TRAIN_COMMIT
   survives a reboot, an uncommitted step does not;
 * ``ndyn retrain`` / ``ndyn pull`` end to end, wrong columns -> exit 2.
 """
