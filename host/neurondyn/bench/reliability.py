@@ -27,7 +27,7 @@ which and why:
    no crash (the board keeps answering), no hang, only whole frames back;
    afterwards a model upload and INFER with parity.
 
-Expected time (2 cores shared): full run on mpy-wasm ~30 min (the faulty
+Expected time (2 cores shared): full run on mpy-wasm ~35 min (the faulty
 stream dominates: at 2.5 % byte faults most losses cost a reply timeout),
 --quick ~1.5 min; on the virtual micro:bit several times longer.
 """
