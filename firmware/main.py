@@ -2,8 +2,8 @@
 # hold 0x03 (one that came even earlier is raised here, inside the try: try
 # again). Then the resident modules, all before the model is loaded (the V1
 # compiles sources on import and fails on a fragmented heap), largest
-# compile first: the model and link kernels, the model, the serving loop,
-# INFER, frames in. fwdisp.run() serves until the host asks for the REPL.
+# compile first: the model and link kernels, the serving loop, INFER,
+# frames in, the model. fwdisp.run() serves until the host asks for the REPL.
 while True:
     try:
         import micropython
@@ -18,10 +18,10 @@ except ImportError:
     import fwcobs
 except SyntaxError:  # a build without asm_thumb
     import fwcobs
-import fwmodel
 import fwdisp
 import fwinfer
 import fwlink
+import fwmodel
 if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
     import fwboot, fwctl, fwup, fwstore, fwinst, fwmload
 fwdisp.run()
