@@ -351,3 +351,29 @@ def test_reply_wait_follows_the_round_trip_within_bounds():
     for _ in range(40):
         clock.sample(5.0)
     assert clock.timeout == 1.0                               # never beyond --timeout
+
+
+def test_new_session_whose_first_seq_the_board_just_answered(rig, tmp_path, capsys,
+                                                           monkeypatch):
+    """The board's duplicate cache outlives a session: if the last frame it ran had
+    the seq our first HELLO uses, it answers the HELLO with that cached reply.
+    The stream must still start (a stale STATS reply is not a handshake). The
+    stream's first seq is random (a collision is then 1 in 256); pinned here to
+    the colliding one."""
+    from neurondyn import resume
+    from neurondyn.link import Board
+    monkeypatch.setattr(resume.random, "randrange", lambda n: 0)     # first HELLO: seq 1
+    holder, cable = rig
+    with Board.open(cable.port) as b:     # its HELLO is seq 1
+        b.seq = 10
+        b.stats()
+        b.seq = 0
+        b.stats()                             # the board's last frame: seq 1, STATS
+    rows = rows_for(20, 11)
+    data, out = tmp_path / "d.csv", tmp_path / "out.csv"
+    write_csv(data, rows)
+    code = cli.main(["stream", "--port", cable.port, str(data), "-o", str(out), "--timeout", "0.3"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    pred = np.array([[float(v) for v in c[:-1]] for c in read_out(out)])
+    assert close_to_host(pred, rows)

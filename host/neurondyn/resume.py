@@ -32,6 +32,7 @@ wraps a Board and carries the stream across such breaks:
 """
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
@@ -155,7 +156,7 @@ class ResumingStream:
         self.reopens = 0          # of which the port had to be reopened
         self.retransmits = 0      # frames resent, over every session
         self.bytes = 0            # wire bytes both ways, over every session
-        self._seq = 0             # last seq sent on a closed connection
+        self._seq = random.randrange(256)   # last seq sent (a new session starts anywhere)
         self.heard = 0            # broken frames seen by the last failed opening
         self.rtt_hint = None      # seconds of the first clean handshake
         self.verified = 0         # slow blocks whose answers were checked by a handshake
@@ -168,7 +169,16 @@ class ResumingStream:
         board.seq = seq & 0xFF
         try:
             board.t.discard_input()
-            board.hello()
+            try:
+                board.hello()
+            except DeviceError as exc:
+                # The board's duplicate cache outlives a session: a HELLO whose
+                # seq the board ran last is answered with that old reply (maybe
+                # not a HELLO). Once more with the next seq, if anything came back.
+                if getattr(exc, "code", None) is not None or "speaks protocol" in str(exc) \
+                        or not board.t.bytes_in:
+                    raise
+                board.hello()
         except BaseException:
             # frames came back, just none whole: a framed peer on a bad line
             self.heard = board.t.decoder.bad + board.naks
