@@ -251,3 +251,23 @@ def test_flash_to_a_port_that_is_not_a_board_fails_in_bounded_time(files, tmp_pa
                         % (port, "nothing behind it" if port == silent_pty else "plain REPL"))
         lines = [l for l in done.stderr.splitlines() if l.strip()]
         assert_one_error(done.returncode, lines, 3, progress_ok=True)
+
+
+def test_a_healthy_board_is_found_whatever_seq_the_last_session_ended_on(model_board, tmp_path,
+                                                                         capsys):
+    """Every new session's HELLO is seq 1 (link.Board.open), and the board answers a
+    frame whose seq equals the last one it ran from its duplicate cache -- even across
+    sessions. After a session that ended on a seq-1 STATS, ``ndyn pull`` gets that
+    STATS reply for its HELLO and reports "no ndyn firmware" on a healthy board.
+    Fix: the firmware never answers HELLO from the cache (HELLO is idempotent), or
+    Board.open starts at a random seq and retries once."""
+    from neurondyn.link import Board
+    with Board.open(model_board.port) as b:        # HELLO seq 1
+        b.seq = 10
+        b.stats()
+        b.seq = 0
+        b.stats()                                  # the board's last frame: STATS, seq 1
+    out = tmp_path / "pulled.ndm"
+    code, lines, _ = run_cli(capsys, ["pull", "--port", model_board.port, "-o", str(out)] + FAST)
+    assert code == 0, lines
+    assert ndm.model_hash(out.read_bytes()) == ndm.model_hash(BLOB)
