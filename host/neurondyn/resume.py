@@ -26,6 +26,9 @@ wraps a Board and carries the stream across such breaks:
   whatever model it booted with, without any error showing: so a block
   whose answer took longer than any board needs to reboot (REBOOT_MIN) is
   accepted only after a handshake shows the same model;
+* the rows per INFER, the bytes per frame (Sizer) and the wait before a
+  resend (ReplyClock) follow the line, so a lossy cable costs throughput,
+  not answers;
 * if no row has been answered for ``give_up`` seconds (the board is gone for
   good), it stops with ``StreamInterrupted``, which carries the rows answered
   so far so the caller can still write them.
@@ -44,8 +47,9 @@ GIVE_UP = 20.0            # seconds without an answered row before we stop
 RETRY_PAUSE = 0.25        # between two attempts to reach a vanished board
 REBOOT_MIN = 0.5          # no board reboots and serves again faster (boot + imports + model)
 
-# refusals after which a fresh handshake (and a resend) can succeed
-SESSION_CODES = (P.E_BAD_STATE, P.E_BUSY, P.E_NO_MEM, P.E_NO_MODEL)
+# refusals after which a fresh handshake (and a resend) can succeed; bad length
+# too: a board that reset between the fragments of a message gets its tail alone
+SESSION_CODES = (P.E_BAD_STATE, P.E_BUSY, P.E_NO_MEM, P.E_NO_MODEL, P.E_BAD_LEN)
 
 
 class StreamInterrupted(DeviceError):
@@ -136,8 +140,9 @@ class ResumingStream:
     ``open_board(port, seq)`` opens a ``link.Board`` whose frames are numbered
     on from ``seq`` and shakes hands (used for the first session and whenever
     the port must be reopened); by default a pyserial ``link.Transport`` at
-    ``baud`` with the reply ``timeout``. The first connection is not retried: a port
-    that never answered is the user's to fix, at once.
+    ``baud`` with the reply ``timeout``. The first connection is retried only
+    while broken frames come back (see ``connect``): a port with nothing or
+    something else behind it is the user's to fix, at once.
     """
 
     def __init__(self, port, baud=115200, timeout=1.0, give_up=GIVE_UP, int16=False,
