@@ -4,6 +4,7 @@ Every bad input must give exit 2, exactly one line on stderr, no traceback,
 and no output file (not even a temporary one) left behind.
 """
 import json
+import re
 import math
 import os
 import subprocess
@@ -390,6 +391,16 @@ def test_demo_host_half(tmp_path):
     assert "F = 8.99e+09 q1 q2 / r^2" in res.stdout
     assert res.stdout.count("structure recovered exactly") == 2
     assert "Summary" in res.stdout and "for 2 of 2 bundled datasets" in res.stdout
+    # the board half: a virtual board serves the law, feels a drift, hands its model back
+    m = re.search(r"streamed (\d+) rows .* (\d+) errors; .* = ([0-9.e+-]+)\n", res.stdout)
+    assert m and int(m.group(1)) == 300 and int(m.group(2)) == 0 and float(m.group(3)) <= 1e-4
+    m = re.search(r"clean ([0-9.e+-]+), drifted ([0-9.e+-]+), after feeling ([0-9.e+-]+)", res.stdout)
+    clean, drifted, after = (float(v) for v in m.groups())
+    # 250 samples here; the issue's 1.5x-clean figure is for 400 (ndyn bench feeling)
+    assert after <= 2.0 * clean and after <= 0.2 * drifted, m.group(0)
+    m = re.search(r"pulled model predicts what the board predicts: max relative difference "
+                  r"([0-9.e+-]+)", res.stdout)
+    assert float(m.group(1)) <= 1e-4
     for name in ("coulomb", "energy"):
         assert (tmp_path / "demo" / (name + "-phase.png")).read_bytes()[:4] == b"\x89PNG"
         assert ndm.read(tmp_path / "demo" / (name + ".ndm")).k_star >= 1
