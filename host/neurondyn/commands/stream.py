@@ -56,7 +56,8 @@ def register(subparsers):
                    help="take input/output names from this model (must be the one on the board)")
     p.add_argument("--baud", type=int, default=115200, help="serial speed (default 115200)")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
-                   help="seconds to wait for one reply before retransmitting (default 1)")
+                   help="longest wait for one reply before retransmitting (default 1; the wait "
+                        "follows the measured round trip below that)")
     p.add_argument("--give-up", type=float, default=GIVE_UP, metavar="S",
                    help="seconds without an answered row before the board counts as gone "
                         "(default %g; resets and line drops shorter than this are resumed)"
