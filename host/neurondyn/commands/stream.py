@@ -144,6 +144,8 @@ def _delta(before, after, key, per):
 def run(args) -> int:
     from tqdm import tqdm
 
+    if not args.timeout > 0:
+        raise UserError("--timeout must be a positive number of seconds, got %g" % args.timeout)
     if args.give_up <= 0:
         raise UserError("--give-up must be a positive number of seconds, got %g" % args.give_up)
     if args.output and args.output != "-":
