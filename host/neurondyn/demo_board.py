@@ -64,19 +64,27 @@ def _boot(board_name, blob, say):
     return vm, files, info
 
 
+def _law(ctx):
+    """(ndm bytes, model, X, Y) of the annealed law, or None when the demo skipped it."""
+    path = ctx["models"].get(LAW)
+    if path is None:
+        return None
+    ds = DATASETS[LAW]
+    blob = open(path, "rb").read()
+    X, Y = select(str(ds.path), ds.inputs, ds.outputs)
+    return blob, ndm.loads(blob), X, Y
+
+
 def step_serve_on_microbit(ctx):
     """Boot the virtual micro:bit with the law's model and stream its rows.
 
     If the V1 does not answer (this build's firmware does not yet fit its heap
     beside a model), say so and serve from the mpy-wasm board instead.
     """
-    path = ctx["models"].get(LAW)
-    if path is None:
+    law = _law(ctx)
+    if law is None:
         return
-    ds = DATASETS[LAW]
-    blob = open(path, "rb").read()
-    model = ndm.loads(blob)
-    X, _ = select(str(ds.path), ds.inputs, ds.outputs)
+    blob, model, X, _ = law
     where = "microbit-v1"
     print("\n== virtual micro:bit V1 (QEMU, MicroPython 1.9.2) serving %s" % LAW)
     t0 = time.perf_counter()
@@ -111,13 +119,10 @@ def step_serve_on_microbit(ctx):
 
 def step_drift_and_feel(ctx):
     """Drift a sensor gain, retrain on the board, commit, pull, compare."""
-    path = ctx["models"].get(LAW)
-    if path is None:
+    law = _law(ctx)
+    if law is None:
         return
-    ds = DATASETS[LAW]
-    blob = open(path, "rb").read()
-    model = ndm.loads(blob)
-    X, Y = select(str(ds.path), ds.inputs, ds.outputs)
+    blob, model, X, Y = law
     Xd = X.copy()
     Xd[:, DRIFT_CHANNEL] *= DRIFT_GAIN       # the sensor now reads 1.3x the true value
     train = slice(0, min(TRAIN_ROWS, len(X) - 50))

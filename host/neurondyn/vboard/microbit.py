@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from ..errors import DeviceError, UserError
 from ..fsutil import atomic_write_text
+from .process import VirtualBoard
 
 QEMU = "qemu-system-arm"
 INSTALL_HINT = "install it with: sudo apt-get install qemu-system-arm"
@@ -98,7 +98,7 @@ def require_qemu() -> str:
     return path
 
 
-class MicrobitVM:
+class MicrobitVM(VirtualBoard):
     """A running virtual micro:bit V1. Use as a context manager; ``.port`` is its pty.
 
     Give either ``hex_path`` (an image to boot) or ``files`` (built into a
@@ -240,28 +240,3 @@ class MicrobitVM:
             self.proc.wait()
         self.stop()
 
-    def stop(self) -> None:
-        """Power off: stop QEMU and remove the temporary files. Safe to call twice."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._tmp and os.path.isdir(self._tmp):
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._tmp = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __del__(self):
-        try:
-            self.stop()
-        except Exception:
-            pass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import tty
 from pathlib import Path
 
 from ..errors import DeviceError
+from .process import VirtualBoard
 
 CHILD = Path(__file__).resolve().parent / "_wasm_child.py"
 # MicroPython heap of the virtual board. This WASI build traps (out-of-bounds
@@ -40,7 +40,7 @@ def write_flash(folder, files: dict) -> None:
         path.write_bytes(bytes(content))
 
 
-class WasmBoard:
+class WasmBoard(VirtualBoard):
     """A running MicroPython-on-wasmtime board. Context manager; ``.port`` is its pty.
 
     ``files`` are put on its flash before boot; like a real board it runs
@@ -51,6 +51,8 @@ class WasmBoard:
     flash in a folder of yours (persistent across boots, e.g. ``--state``);
     without it a temporary folder is used and removed by ``stop()``.
     """
+
+    _slave_fd = None
 
     def __init__(self, files=None, flash_dir=None, boot_timeout: float = 10.0,
                  raw_repl: bool = False, heap: str = HEAP):
@@ -123,34 +125,11 @@ class WasmBoard:
             self.proc.wait()
         self.stop()
 
-    def stop(self) -> None:
-        """Power off and remove temporary files (a ``flash_dir`` of yours is kept)."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def _release(self) -> None:
+        """The pty's slave side stays open while the board runs; close it on power-off."""
         if self._slave_fd is not None:
             os.close(self._slave_fd)
             self._slave_fd = None
-        if self._tmp and os.path.isdir(self._tmp):
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._tmp = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __del__(self):
-        try:
-            self.stop()
-        except Exception:
-            pass
 
 
 def run_script_on_wasm(files: dict, script: str, timeout: float = 60.0, heap: str = HEAP) -> str:
