@@ -82,6 +82,10 @@ class Transport:
             pass
 
 
+class UnexpectedReply(DeviceError):
+    """The board answered with another reply type than the request asks for."""
+
+
 class BoardError(DeviceError):
     """The board answered a request with an error code."""
 
@@ -174,20 +178,27 @@ class Board:
                                  code)
             expected = (typ | P.REPLY) if last else P.ACK
             if rtype != expected:
-                raise DeviceError("board at %s answered %s with frame type 0x%02x"
-                                  % (self.port, what, rtype))
+                raise UnexpectedReply("board at %s answered %s with frame type 0x%02x"
+                                      % (self.port, what, rtype))
         return body
 
     # -- commands --------------------------------------------------------------
     def hello(self) -> dict:
         """Handshake: versions, board, model hash/shape, heap free, limits."""
-        try:
-            body = self.request(P.HELLO, P.hello_request(), what="the handshake (HELLO)")
-        except DeviceError as exc:
-            if isinstance(exc, BoardError):
-                raise
-            raise DeviceError("no ndyn firmware answers on %s (is the board flashed? "
-                              "try `ndyn flash`)" % self.port) from None
+        for attempt in range(2):
+            try:
+                body = self.request(P.HELLO, P.hello_request(), what="the handshake (HELLO)")
+                break
+            except UnexpectedReply:
+                # The board answered from its duplicate cache: the previous session's
+                # last frame carried this seq. The next seq is new to it.
+                if attempt:
+                    raise
+            except DeviceError as exc:
+                if isinstance(exc, BoardError):
+                    raise
+                raise DeviceError("no ndyn firmware answers on %s (is the board flashed? "
+                                  "try `ndyn flash`)" % self.port) from None
         try:
             info = P.parse_hello(body)
         except P.FrameError as exc:
