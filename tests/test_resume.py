@@ -307,9 +307,12 @@ def test_dead_board_exits_3_with_the_answered_rows_written(rig, tmp_path, capsys
     write_csv(data, rows)
     cable.when_host_got(500, holder["board"].power_cut)
     code = cli.main(["stream", "--port", cable.port, str(data), "-o", str(out),
-                     "--timeout", "0.1", "--give-up", "2"])
-    err = capsys.readouterr().err.strip().splitlines()
+                     "--timeout", "0.1", "--give-up", "2", "--json"])
+    got = capsys.readouterr()
+    err = got.err.strip().splitlines()
     assert code == 3, err
+    summary = json.loads(got.out.strip().splitlines()[-1])       # --json: still a summary
+    assert summary["samples"] == 150 and 0 < summary["answered"] < 150
     assert len(err) == 1 and err[0].startswith("ndyn: error: ") and "stopped answering" in err[0]
     assert "Traceback" not in err[0]
     cells = read_out(out)
@@ -318,7 +321,7 @@ def test_dead_board_exits_3_with_the_answered_rows_written(rig, tmp_path, capsys
     assert all(c[-1] == "not answered" and c[0] == "" for c in cells[len(done):])
     pred = np.array([[float(v) for v in c[:-1]] for c in done])
     assert close_to_host(pred, rows[:len(done)])
-    assert "%d of 150 rows answered" % len(done) in err[0]
+    assert "%d of 150 rows answered" % len(done) in err[0] and summary["answered"] == len(done)
 
 
 
