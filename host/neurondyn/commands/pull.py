@@ -10,7 +10,7 @@ import sys
 
 from .. import feeling, ndm
 from ..data import check_writable, write_output
-from ..errors import UserError
+from ..errors import DeviceError
 
 HELP = "copy the model a board serves now into a .ndm file"
 
@@ -30,7 +30,7 @@ def run(args) -> int:
     check_writable(args.output, "model")
     with Board.open(args.port, baud=args.baud, timeout=args.timeout) as board:
         if not board.info["model_loaded"]:
-            raise UserError("the board at %s has no model to pull" % args.port)
+            raise DeviceError("the board at %s has no model to pull" % args.port)
         data = feeling.pull(board)
     write_output(args.output, data, "model")
     model = ndm.loads(data)

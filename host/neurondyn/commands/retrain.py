@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import feeling
 from ..data import parse_names, select
-from ..errors import UserError
+from ..errors import DeviceError, UserError
 
 HELP = "retrain the board's model on labelled samples (exponents fixed), then commit"
 
@@ -64,7 +64,7 @@ def run(args) -> int:
 
     with Board.open(args.port, baud=args.baud, timeout=args.timeout) as board:
         if not board.info["model_loaded"]:
-            raise UserError("the board at %s has no model: flash one with `ndyn flash`" % args.port)
+            raise DeviceError("the board at %s has no model: flash one with `ndyn flash`" % args.port)
         bar = tqdm(unit="sample", desc="retrain", file=sys.stderr, disable=None, leave=False)
 
         def progress(n, total):
