@@ -4,7 +4,7 @@
 # RAM (~1.5 B a byte of minified source, kept as long as the board runs;
 # compiling needs about twice that), so only the serving path is resident
 # (main.py imports it, innermost first) and code that runs once or rarely
-# is run from its file and dropped after (lazy): fwboot (setup), fwctl
+# is run from its file and dropped after (lazy): fwboot + fwwire (setup), fwctl
 # (HELLO, STATS, QSCALE, REPL), fwup (model upload, the old model dropped
 # meanwhile), fwstore (the model slot), fwinst (install a model). Per-byte
 # work: Thumb kernels (fwkl; fwcobs: the same bytes in plain Python where
@@ -32,22 +32,27 @@ def reply(t, s, n):
 
 
 def lazy(n):
-    # module n's functions in a dict that can be dropped again (the V1 cannot
-    # unload a module); CPython tests import it (firmware/ is on sys.path)
+    # module n, imported so that it can be dropped again where the port has
+    # sys.modules (a module no longer there is garbage once its user drops
+    # it); the V1 (1.9.2) has none and keeps it: fwdisp.run drops the code
+    # of the one-shot setup modules by hand. Imported, not exec'd from its
+    # text: the import compiles from the file as it reads it, where read()
+    # needs the whole source in one block the V1's heap does not have.
+    # CPython tests keep it (firmware/ is on sys.path, not the folder).
+    import sys
+    M = __import__(n)
     try:
-        f = open(n + '.py')
-    except OSError:
-        return __import__(n).__dict__
-    d = {}
-    exec(f.read(), d)
-    f.close()
-    return d
+        open(n + '.py').close()
+        del sys.modules[n]
+    except (OSError, AttributeError):
+        pass
+    return M
 
 
 def restore():
     # serve the last good model from the slot again (boot, after an upload
     # ended): fwinst, run from its file
-    lazy('fwinst')['restore'](L)
+    lazy('fwinst').restore(L)
 
 
 def run(rd=None, wr=None):
@@ -59,10 +64,13 @@ def run(rd=None, wr=None):
     import fwinfer
     m = u = q = None
     L = __import__('fwdisp')
-    S = lazy('fwboot')['setup'](L, rd, wr)
+    S = fwlink.boot(L, rd, wr)
     tu, td, mf, copy, MM, T, lo = S
     S = None
     K[3]()
+    import fwmodel  # resident, but after the setup: its compile fits then
+    restore()  # the last good model from the slot
+    K[3]()  # (not on mpy-wasm: a collection deep in the call stack traps it)
     rx = fwlink.rx
     st = L.st
     frame = fwlink.frame
@@ -110,7 +118,7 @@ def run(rd=None, wr=None):
                     if not e:
                         st[7] += td(tu(), t0)
                 elif b < 6:  # HELLO, STATS, QSCALE, REPL: fwctl
-                    e = lazy('fwctl')['do'](L, b, s, n)
+                    e = lazy('fwctl').do(L, b, s, n)
                     if e < 0:
                         return
                 elif 0x10 <= b <= 0x12:  # upload: fwup, the old model dropped
@@ -119,7 +127,7 @@ def run(rd=None, wr=None):
                         m = x = y = None
                         K[3]()
                         D = lazy('fwup')
-                    e = D['do'](L, b, s, n) if D else 9
+                    e = D.do(L, b, s, n) if D else 9
                     if b == 0x12 and m:
                         D = None
                 elif T:

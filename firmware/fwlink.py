@@ -5,7 +5,7 @@
 # the kernels, the line and the buffers here once; state is module-level
 # because frame() returns after every good frame. Own module: the V1
 # compiles each module on import and cannot compile large ones.
-rd = wr = rx = ch = crc16 = decode = encode = scan = st = None
+rd = wr = o = rx = ch = crc16 = decode = encode = scan = st = None
 W = p = s0 = n0 = ov = 0
 nk = bytearray(6)
 nw = bytearray(10)
@@ -45,3 +45,25 @@ def frame():
         nk[4] = e & 255
         nk[5] = e >> 8
         wr(nw, encode(nw, nk, 6))
+
+
+def out(b, n):
+    # the board's writer (fwboot sets o: microbit.uart or stdout.buffer)
+    o.write(b[:n])
+
+
+def boot(L, rd, wr):
+    # fwboot then fwwire, one at a time: the V1 keeps every module (no
+    # sys.modules), so their one-shot code is dropped by hand (S[10]: the
+    # V1's uart) and collected before the next. Here, not in fwdisp:
+    # the V1 imports fwdisp only while its file stays this small.
+    B = L.lazy('fwboot')
+    S = B.setup(L, rd, wr)
+    if S[10]:
+        del B.setup
+        __import__('gc').collect()
+    B = L.lazy('fwwire')
+    S = B.wire(L, S)
+    if L.P[7]:
+        del B.wire
+    return S

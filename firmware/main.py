@@ -3,7 +3,7 @@
 # again). Then the resident modules, all before the model is loaded (the V1
 # compiles sources on import and fails on a fragmented heap), largest
 # compile first: the model and link kernels, the serving loop, INFER,
-# frames in, the model. fwdisp.run() serves until the host asks for the REPL.
+# frames in (the model module: fwdisp.run, after its setup). fwdisp.run() serves until the host asks for the REPL.
 while True:
     try:
         import micropython
@@ -21,7 +21,6 @@ except SyntaxError:  # a build without asm_thumb
 import fwdisp
 import fwinfer
 import fwlink
-import fwmodel
 if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
-    import fwboot, fwctl, fwup, fwstore, fwinst, fwmload
+    import fwboot, fwwire, fwctl, fwup, fwstore, fwinst, fwmload
 fwdisp.run()
