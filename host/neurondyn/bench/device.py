@@ -213,7 +213,8 @@ def bench_size(d_in, d_out, k, nnz, quick, log):
     res = {"d_in": d_in, "d_out": d_out, "k": k, "ndm_bytes": len(blob),
            "ndm_bytes_with_names": len(ndm.dumps(model)), "our_nrmse": ours}
     log("device %d->%d: Thumb path on the virtual micro:bit" % (d_in, d_out))
-    files = dict(common, **fw(KERNELS + ["fwmodel"]), **{"m.bin": blob})
+    # fwmload.py is run from its file by fwmodel while loading, so it ships but is not imported
+    files = dict(common, **fw(KERNELS + ["fwmodel", "fwmload"]), **{"m.bin": blob})
     free, codes, us, y = measure(files, KERNELS + ["fwmodel"], "fwmodel.Model()",
                                  d_in, d_out, rows, len(blob))
     assert codes == [0] * rows, codes
