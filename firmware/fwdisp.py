@@ -32,27 +32,24 @@ def reply(t, s, n):
 
 
 def lazy(n):
-    # module n, imported so that it can be dropped again where the port has
-    # sys.modules (a module no longer there is garbage once its user drops
-    # it); the V1 (1.9.2) has none and keeps it: fwdisp.run drops the code
-    # of the one-shot setup modules by hand. Imported, not exec'd from its
-    # text: the import compiles from the file as it reads it, where read()
-    # needs the whole source in one block the V1's heap does not have.
-    # CPython tests keep it (firmware/ is on sys.path, not the folder).
-    import sys
-    M = __import__(n)
+    # module n's functions in a dict that can be dropped again: the V1
+    # (1.9.2) has no sys.modules, so an imported module would stay for good.
+    # CPython tests import it (firmware/ is on sys.path). The source is read
+    # in one block: keep every lazy file small (V1: under ~1 KB minified).
     try:
-        open(n + '.py').close()
-        del sys.modules[n]
-    except (OSError, AttributeError):
-        pass
-    return M
+        f = open(n + '.py')
+    except OSError:
+        return __import__(n).__dict__
+    d = {}
+    exec(f.read(), d)
+    f.close()
+    return d
 
 
 def restore():
     # serve the last good model from the slot again (boot, after an upload
     # ended): fwinst, run from its file
-    lazy('fwinst').restore(L)
+    lazy('fwinst')['restore'](L)
 
 
 def run(rd=None, wr=None):
@@ -118,7 +115,7 @@ def run(rd=None, wr=None):
                     if not e:
                         st[7] += td(tu(), t0)
                 elif b < 6:  # HELLO, STATS, QSCALE, REPL: fwctl
-                    e = lazy('fwctl').do(L, b, s, n)
+                    e = lazy('fwctl')['do'](L, b, s, n)
                     if e < 0:
                         return
                 elif 0x10 <= b <= 0x12:  # upload: fwup, the old model dropped
@@ -127,7 +124,7 @@ def run(rd=None, wr=None):
                         m = x = y = None
                         K[3]()
                         D = lazy('fwup')
-                    e = D.do(L, b, s, n) if D else 9
+                    e = D['do'](L, b, s, n) if D else 9
                     if b == 0x12 and m:
                         D = None
                 elif T:

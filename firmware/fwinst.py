@@ -29,6 +29,6 @@ def restore(me):
     # the last good model from the slot, unless one is served
     me.u = None
     if me.m is None:
-        b = me.lazy('fwstore').load()
+        b = me.lazy('fwstore')['load']()
         if b is not None:
             install(me, b, None)

@@ -53,17 +53,9 @@ def out(b, n):
 
 
 def boot(L, rd, wr):
-    # fwboot then fwwire, one at a time: the V1 keeps every module (no
-    # sys.modules), so their one-shot code is dropped by hand (S[10]: the
-    # V1's uart) and collected before the next. Here, not in fwdisp:
+    # fwboot then fwwire, one at a time (the V1 reads each file in one
+    # block and compiles it: both at once do not fit). Here, not in fwdisp:
     # the V1 imports fwdisp only while its file stays this small.
-    B = L.lazy('fwboot')
-    S = B.setup(L, rd, wr)
-    if S[10]:
-        del B.setup
-        __import__('gc').collect()
-    B = L.lazy('fwwire')
-    S = B.wire(L, S)
-    if L.P[7]:
-        del B.wire
-    return S
+    S = L.lazy('fwboot')['setup'](L, rd, wr)
+    __import__('gc').collect()
+    return L.lazy('fwwire')['wire'](L, S)

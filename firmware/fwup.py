@@ -40,10 +40,10 @@ def do(me, b, s, n):
             if N != len(u):
                 return 9
             me.u = None
-            e = me.lazy('fwinst').install(me, u, C)
+            e = me.lazy('fwinst')['install'](me, u, C)
             if e:
                 return e
-            me.lazy('fwstore').save(u)
+            me.lazy('fwstore')['save'](u)
             m = me.m
             pack_into('<IBBB', me.raw, 2, m.crc, m.d_in, m.d_out, m.k)
             k = 7

@@ -16,7 +16,7 @@ def wire(me, S):
     me.tx = bytearray(R + 10)
     me.g = bytearray(MM)
     me.st = [0] * 11
-    ID = bytearray(chr(len(BOARD)) + BOARD + "\x09ndyn-fw 1", "utf-8")
+    ID = bytearray([ord(c) for c in chr(len(BOARD)) + BOARD + "\x09ndyn-fw 1"])  # 1.9.2: no str.encode
     me.P = (F, PM, MM, R, ID, mf, M, U)
     import fwlink
     import fwinfer

@@ -32,8 +32,10 @@ def test_link_kernels_match_their_sources(tmp_path):
 
 def measuring_main(source: str) -> str:
     """main.py that prints the free heap at boot and after its imports instead
-    of serving (two prints only: every line of main.py costs heap too)."""
-    body = [l for l in source.splitlines() if l.strip() != "fwdisp.run()"]
+    of setting up and serving (two prints only: every line of main.py costs
+    heap too)."""
+    body = [l for l in source.splitlines()
+            if not l.startswith(("fwdisp.run(", "S = fwlink.boot("))]
     return "\n".join(["import gc", "gc.collect()", "print('heap', 'boot', gc.mem_free())"]
                      + body + ["gc.collect()", "print('heap', 'end', gc.mem_free())"]) + "\n"
 
