@@ -57,5 +57,6 @@ def boot(L, rd, wr):
     # block and compiles it: both at once do not fit). Here, not in fwdisp:
     # the V1 imports fwdisp only while its file stays this small.
     S = L.lazy('fwboot')['setup'](L, rd, wr)
-    __import__('gc').collect()
+    if S[10]:  # the V1 (not mpy-wasm: a collection this deep traps it)
+        __import__('gc').collect()
     return L.lazy('fwwire')['wire'](L, S)

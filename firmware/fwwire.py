@@ -6,6 +6,8 @@
 
 def wire(me, S):
     import gc
+    import fwlink
+    import fwinfer
     crc16, decode, encode, scan, copy, F, tu, td, mf, M, U, IO, BOARD, T, rd, wr = S
     # V1: 64-byte UART ring buffer, so host frames <= 60 wire bytes; a
     # 100-byte reply holds two 30 -> 12 samples. Others: larger buffers.
@@ -18,8 +20,6 @@ def wire(me, S):
     me.st = [0] * 11
     ID = bytearray([ord(c) for c in chr(len(BOARD)) + BOARD + "\x09ndyn-fw 1"])  # 1.9.2: no str.encode
     me.P = (F, PM, MM, R, ID, mf, M, U)
-    import fwlink
-    import fwinfer
     fwlink.rd, fwlink.wr, fwlink.crc16, fwlink.decode, fwlink.encode, fwlink.scan = (
         rd, wr, crc16, decode, encode, scan)
     fwlink.st = me.st
