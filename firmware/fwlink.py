@@ -53,10 +53,11 @@ def out(b, n):
 
 
 def boot(L, rd, wr):
-    # fwboot then fwwire, one at a time (the V1 reads each file in one
+    # fwboot, fwline then fwwire, one at a time (the V1 reads each file in one
     # block and compiles it: both at once do not fit). Here, not in fwdisp:
     # the V1 imports fwdisp only while its file stays this small.
     S = L.lazy('fwboot')['setup'](L, rd, wr)
+    S = L.lazy('fwline')['line'](S, rd, wr)
     if S[10]:  # the V1 (not mpy-wasm: a collection this deep traps it)
         __import__('gc').collect()
     return L.lazy('fwwire')['wire'](L, S)

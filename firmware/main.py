@@ -22,5 +22,5 @@ import fwdisp
 import fwinfer
 import fwlink
 if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
-    import fwboot, fwwire, fwctl, fwup, fwstore, fwinst, fwmload
+    import fwboot, fwline, fwwire, fwctl, fwup, fwstore, fwinst, fwmload
 fwdisp.run()
