@@ -3,7 +3,9 @@
 # again). Then the resident modules, all before the model is loaded (the V1
 # compiles sources on import and fails on a fragmented heap), largest
 # compile first: the model and link kernels, the serving loop, INFER,
-# frames in (the model module: fwdisp.run, after its setup). fwdisp.run() serves until the host asks for the REPL.
+# frames in. fwdisp.run() sets up (fwboot, fwline, fwwire), imports the
+# model module (fwmodel, after the setup) and serves until the host asks
+# for the REPL.
 while True:
     try:
         import micropython
