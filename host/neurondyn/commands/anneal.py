@@ -196,8 +196,13 @@ def anneal_file(data, inputs, outputs, output, pool=None, seed=0, schedule=None,
     return result
 
 
-def print_result(result, pool=None, out=sys.stdout):
-    """Formula lines, the channel map, K* and where the model went."""
+def print_result(result, pool=None, out=None):
+    """Formula lines, the channel map, K* and where the model went (to ``out``, default stdout).
+
+    ``out`` is looked up at call time: a default bound at import would keep
+    whatever sys.stdout was then (a closed capture, when run in-process).
+    """
+    out = out if out is not None else sys.stdout
     model, ann = result["model"], result["annealer"]
     for line in formula_lines(model):
         print(line, file=out)
