@@ -11,6 +11,7 @@ when something it needs (another part of the product) is missing.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 
 # name -> "module:function".  Order = order of `ndyn bench` with no suite.
@@ -53,6 +54,29 @@ class SuiteResult:
     name: str
     markdown: str
     data: dict
+
+
+def as_context(ctx) -> "BenchContext":
+    """A suite's context; ``run()`` / ``run(quick)`` called from a script get a default one."""
+    if ctx is None or isinstance(ctx, bool):
+        return BenchContext(quick=bool(ctx))
+    return ctx
+
+
+def progress_log(ctx: "BenchContext"):
+    """A function printing a suite's progress lines on stderr (silent without progress)."""
+    if not ctx.progress:
+        return lambda msg: None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def needs_qemu() -> None:
+    """``check_available`` of the suites that run the virtual micro:bit."""
+    from ..vboard import require_qemu
+    try:
+        require_qemu()
+    except Exception as exc:
+        raise SuiteUnavailable("needs qemu-system-arm (%s)" % exc)
 
 
 def load_suite(name: str):

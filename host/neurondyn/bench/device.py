@@ -27,13 +27,13 @@ loader never enters the heap: the figures are the firmware's own.
 from __future__ import annotations
 
 import ast
-import sys
 
 import numpy as np
 
 from ..model import Model
 from .. import ndm
 from ..paths import firmware_dir
+from . import needs_qemu
 
 SIZES = [(3, 1, 2, (1, 3)), (10, 4, 4, (1, 3)), (30, 12, 6, (2, 4))]
 SEED = 20260
@@ -280,21 +280,14 @@ def render(results, quick) -> str:
     return "### device\n\n" + table + "\n\n" + note + "\n"
 
 
-def check_available():
-    from . import SuiteUnavailable
-    from ..vboard import require_qemu
-    try:
-        require_qemu()
-    except Exception as exc:
-        raise SuiteUnavailable("needs qemu-system-arm (%s)" % exc)
+check_available = needs_qemu    # the registry asks before running the suite
 
 
 def run(ctx=None):
     """The ``device`` suite (see the module docstring)."""
-    from . import BenchContext, SuiteResult
-    if ctx is None or isinstance(ctx, bool):
-        ctx = BenchContext(quick=bool(ctx))
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda m: None)
+    from . import SuiteResult, as_context, progress_log
+    ctx = as_context(ctx)
+    log = progress_log(ctx)
     results = [bench_size(*size, ctx.quick, log) for size in SIZES]
     return SuiteResult("device", render(results, ctx.quick),
                        {"sizes": results, "quick": bool(ctx.quick), "markdown_note": "see markdown"})

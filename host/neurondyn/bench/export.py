@@ -396,10 +396,9 @@ def run(ctx=None):
     Each size is one task of ``bench.runner.run_tasks``: single-threaded BLAS,
     a progress bar, and with ``--json`` a checkpoint so an interrupted run resumes.
     """
-    from . import BenchContext, SuiteResult
+    from . import SuiteResult, as_context
     from .runner import run_tasks
-    if ctx is None or isinstance(ctx, bool):        # run() / run(quick) from a script
-        ctx = BenchContext(quick=bool(ctx))
+    ctx = as_context(ctx)
     mode = "quick" if ctx.quick else "full"
     specs = [{"key": "export:%d-%d-%d:%s" % (d_in, d_out, k, mode),
               "d_in": d_in, "d_out": d_out, "k": k, "quick": bool(ctx.quick)}

@@ -28,12 +28,12 @@ not load next to the kernels, the rule and the driver (reported).
 """
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from .. import feeling, ndm
+from . import needs_qemu
 from ..model import Model
 from ..paths import firmware_dir
 
@@ -422,21 +422,14 @@ def render(res) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_available():
-    from . import SuiteUnavailable
-    from ..vboard import require_qemu
-    try:
-        require_qemu()
-    except Exception as exc:
-        raise SuiteUnavailable("needs qemu-system-arm (%s)" % exc)
+check_available = needs_qemu    # the registry asks before running the suite
 
 
 def run(ctx=None):
     """The ``feeling`` suite (see the module docstring)."""
-    from . import BenchContext, SuiteResult
-    if ctx is None or isinstance(ctx, bool):
-        ctx = BenchContext(quick=bool(ctx))
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda m: None)
+    from . import SuiteResult, as_context, progress_log
+    ctx = as_context(ctx)
+    log = progress_log(ctx)
     res = run_scenarios(ctx.quick, log)
     res["big"] = big_model_step()
     res["quick"] = bool(ctx.quick)

@@ -34,7 +34,6 @@ stream dominates: at 2.5 % byte faults most losses cost a reply timeout),
 from __future__ import annotations
 
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -492,10 +491,9 @@ def render(res) -> str:
 
 def run(ctx=None):
     """The ``reliability`` suite (see the module docstring)."""
-    from . import BenchContext, SuiteResult
-    if ctx is None or isinstance(ctx, bool):
-        ctx = BenchContext(quick=bool(ctx))
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else (lambda m: None)
+    from . import SuiteResult, as_context, progress_log
+    ctx = as_context(ctx)
+    log = progress_log(ctx)
     sizes = SIZES[bool(ctx.quick)]
     a, b = bench_model(0), bench_model(1)
     blob = ndm.dumps(a)
