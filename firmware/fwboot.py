@@ -1,30 +1,25 @@
-# One-shot setup of fwdisp.run(), first part: the kernels (fwkl's Thumb
-# ones where the build has asm_thumb, else fwcobs' plain Python: the same
-# bytes), the clock, the board's name and whether feeling (fwtrain) ships.
-# Run from its file and dropped after (see fwdisp.lazy); then fwline.py
-# (the line) and fwwire.py (the buffers). Three files, not one: the V1
-# reads each in one block and has no block for the whole.
+# One-shot setup of fwd.run() (after fwfind has chosen the kernels): the
+# clock, the board's name and whether feeling (fwtrain) ships, the line
+# (fwcfg.IO: "uart" = microbit.uart at fwcfg.BAUD, REPL detached; "stdin" =
+# sys.stdin/stdout.buffer on ESP32, RP2040, pyboard, mpy-wasm); fwbufs next.
+# Run from its file and dropped after (fwd.lazy). No function defined here
+# may outlive the setup (it would keep this file's code in the heap).
 
 
-def setup(me, rd, wr):
-    try:
-        from fwkl import crc16, decode, encode, scan, copy
-        F = 2
-    except Exception:
-        from fwcobs import crc16, decode, encode, scan, copy
-        F = 0
+def do(me, rd, wr):
     try:
         from time import ticks_us, ticks_diff
-        from gc import mem_free
+        import gc
+        mf = gc.mem_free
         import micropython as M
         M.kbd_intr(-1)
     except ImportError:  # CPython unit tests
-        from fwcobs import ticks_us, ticks_diff, mem_free
-        M = None
-    try:
-        from fwcfg import IO, BOARD
+        from fwcobs import ticks_us, ticks_diff, mem_free as mf
+        gc = M = None
+    try:  # run, not imported: an imported module stays in the V1's heap
+        IO, BOARD, BAUD = me.lazy('fwcfg')()
     except ImportError:
-        IO, BOARD = "stdin", "cpython"
+        IO, BOARD, BAUD = "stdin", "cpython", 0
     try:  # feeling (fwtrain) where the image ships it, imported when used
         open('fwtrain.py').close()
         T = 1
@@ -34,5 +29,29 @@ def setup(me, rd, wr):
             T = 1
         except ImportError:
             T = 0
-    return (crc16, decode, encode, scan, copy, F, ticks_us, ticks_diff, mem_free,
-            M, IO, BOARD, T)
+    U = None
+    if rd:
+        pass
+    elif IO == "uart":
+        from microbit import uart
+        U = uart
+        uart.init(BAUD)
+        if M:
+            M.kbd_intr(-1)
+        rd = uart.readinto
+        me.o = uart
+    else:
+        import sys
+        rd = sys.stdin.buffer.readinto
+        me.o = sys.stdout.buffer
+    me.wr = wr or me.out
+    # mpy-wasm: a collection deep in the call stack traps its VM, so fwd
+    # collects at its loop top (1 MB static heap: every 128 KB), the
+    # automatic one off; the V1 collects where it needs room
+    f = mf()
+    lo = 0
+    if not U and f and gc:
+        lo = f // 2 if f > 4000000 else f - 131072
+        gc.disable()
+    return (rd, bytearray(64 if U else 1), ticks_us, ticks_diff, mf, gc.collect if gc else int, lo,
+            (BOARD, U, mf, M, T, gc))

@@ -1,10 +1,22 @@
-# Plain-MicroPython half of fwmodel: .ndm parser and forward pass in floats,
-# for boards without asm_thumb and as the reference the Thumb kernels are
-# tested against. Builds the same arrays as the asm path: m.m = (o/s
-# interleaved, factors (nnz, index, exponent byte)..., gains, readout, bias).
+# The model kernels in plain MicroPython, for boards without the Thumb
+# kernels (fwk.bin) and as the reference those are tested against: .ndm
+# parser (load), forward pass (infer), INFER over a message (inf, the twin
+# of firmware/asm/fwfinf.py), CRC-32, and call(a, b, c, kernel), the twin
+# of fwxa.X. load fills a Model: m.m = (o/s interleaved, factors (nnz,
+# index, exponent byte)..., gains, readout, bias), d_in, d_out, k, crc.
 from array import array
 from math import exp
-from struct import unpack, unpack_from
+from struct import pack_into, unpack, unpack_from
+
+
+class Model:
+    R = 250      # largest reply payload (fwinst sets the board's)
+    q = None     # QSCALE pairs (offset, scale) per input, or None
+
+
+def call(a, b, c, k):
+    # X(a, b, c, kernel) of fwd where the kernels are Python functions
+    return k(a, b, c)
 
 _T = (0, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
       0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8,
@@ -85,8 +97,9 @@ def _parse(m, b, n):
     m.f = fac
     m.x = array('f', [0.0] * di)
     m.p = array('f', [0.0] * max(k, 1))
+    m.xr = array('f', [0.0] * di)
+    m.y = array('f', [0.0] * do)
     m.d_in, m.d_out, m.k, m.crc = di, do, k, c
-    m.infer = lambda r, y: infer(m, r, y)
 
 
 def infer(m, r, y):
@@ -121,4 +134,132 @@ def infer(m, r, y):
             acc += A[q] * ph[a]
             q += do
         y[i] = acc
+    return 0
+
+
+def inf(m, g, p):
+    # INFER: n = p[0] | p[1] << 8 message bytes at g (fmt u8 + samples) ->
+    # records (status u8 + d_out float32) at p[2:]; k | k*r << 8, -2 or -9
+    n = (p[0] | (p[1] << 8)) - 1
+    f = g[0]
+    di = m.d_in
+    do = m.d_out
+    r = 1 + 4 * do
+    w = (2 if f else 4) * di
+    if f > 1 or n < 0:
+        return -2
+    k = n // w
+    if n != k * w or k * r > m.R:
+        return -2
+    if f and m.q is None:
+        return -9
+    q = m.q
+    x = m.xr
+    y = m.y
+    a = 1
+    o = 2
+    for i in range(k):
+        for j in range(di):
+            if f:
+                v = g[a + 2 * j] | (g[a + 2 * j + 1] << 8)
+                x[j] = NAN if v == 32768 else q[2 * j] + q[2 * j + 1] * (v - (v >> 15) * 65536)
+            else:
+                x[j] = unpack_from('<f', g, a + 4 * j)[0]
+        e = infer(m, x, y)
+        p[o] = e
+        for j in range(do):
+            pack_into('<f', p, o + 1 + 4 * j, 0.0 if e else y[j])
+        o += r
+        a += w
+    return k | (k * r) << 8
+
+
+NAN = float('nan')
+
+
+def msg(S, h, _=0):
+    # the msg kernel's twin (firmware/asm/fwfmsg.py): HELLO, STATS, QSCALE,
+    # UP_DATA, PULL for the message in S[9]; 1 | wire length << 4, or 4
+    n = S[7]
+    b = n & 63
+    n >>= 16
+    g = S[9]
+    p = S[10]
+    M = S[14]
+    B = S[32]
+    e = 0
+    if b == 1:
+        if M:
+            M.q = None
+        pack_into('<BBBBBBII', p, 2, 1, (S[39] & 255) | (1 if M else 0), M.d_in if M else 0,
+                  M.d_out if M else 0, M.k if M else 0, 0, M.crc if M else 0, h)
+        pack_into('<HHH', p, 16, S[38] & 0xFFFF, S[13] >> 16, S[38] >> 16)
+        k = S[39] >> 8
+        for i in range(k):
+            p[22 + i] = S[37][i]
+        k += 20
+    elif b == 2:
+        for i in range(11):
+            pack_into('<I', p, 2 + 4 * i, (S[22 + i] if i < 9 else h if i < 10 else S[31])
+                      & 0xFFFFFFFF)
+        k = 44
+    elif b == 3:
+        if not M:
+            e = 3
+        elif n != 8 * M.d_in:
+            e = 2
+        else:
+            M.q = unpack_from('<%df' % (2 * M.d_in), g, 0)
+            k = 0
+    elif b == 0x11:
+        u = S[34]
+        n -= 4
+        if not u or n < 0 or unpack_from('<I', g, 0)[0] != S[36]:
+            e = 9
+        elif S[36] + n > S[35]:
+            e = 2
+        else:
+            for i in range(n):
+                u[S[36] + i] = g[4 + i]
+            S[36] += n
+            k = 0
+    elif b == 0x13:
+        if n != 6:
+            e = 2
+        elif not B:
+            e = 3
+        else:
+            o, k = unpack_from('<IH', g, 0)
+            k = max(0, min(k, (S[38] >> 16) - 8, S[33] - o))
+            pack_into('<I', p, 2, S[33])
+            for i in range(4):
+                p[6 + i] = B[S[33] - 4 + i]
+            for i in range(k):
+                p[10 + i] = B[o + i]
+            k += 8
+    else:
+        return 4
+    if e:
+        S[25] += 1
+        p[2] = e
+        p[3] = b
+        b = 0x7F
+        k = 2
+    p[0] = 0x80 | b
+    p[1] = (S[7] >> 8) & 255
+    S[6] = S[17](S[11], p, k + 2)
+    return 1 | S[6] << 4
+
+
+def install(me, b):
+    # fwinst.install on plain boards: the handle is a Model
+    T = Model()
+    if load(T, b, len(b) - 4):
+        return 7
+    T.R = me.R
+    me.m = (T, b)
+    S = me.S
+    S[14] = T
+    S[32] = b
+    S[33] = len(b)
     return 0

@@ -1,11 +1,11 @@
 # Boot entry. First of all no Ctrl-C: a host frame arriving during boot may
 # hold 0x03 (one that came even earlier is raised here, inside the try: try
-# again). Then the resident modules, all before the model is loaded (the V1
-# compiles sources on import and fails on a fragmented heap), largest
-# compile first: the model and link kernels, the serving loop, INFER,
-# frames in. fwdisp.run() sets up (fwboot, fwline, fwwire), imports the
-# model module (fwmodel, after the setup) and serves until the host asks
-# for the REPL.
+# again). Then the resident modules, first thing (the V1 compiles sources on
+# import and fails on a fragmented heap): the bridge to the Thumb kernels in
+# fwk.bin (a SyntaxError where asm_thumb is missing) and the serving loop.
+# fwd.run() sets up (fwv1 on the V1; else fwkern, fwboot, fwbufs), loads
+# the last good model (fwv1m; fwload) and serves until the host asks for
+# the REPL.
 while True:
     try:
         import micropython
@@ -14,15 +14,10 @@ while True:
     except KeyboardInterrupt:
         pass
 try:
-    import fwk
-    import fwkl
-except ImportError:
-    import fwcobs
-except SyntaxError:  # a build without asm_thumb
-    import fwcobs
-import fwdisp
-import fwinfer
-import fwlink
-if 0:  # never run: names the files fwdisp.lazy() runs, for the image builder
-    import fwboot, fwline, fwwire, fwctl, fwup, fwstore, fwinst, fwmload
-fwdisp.run()
+    import fwxa
+except (ImportError, SyntaxError):
+    pass
+import fwd
+if 0:  # never run: names the files fwd.lazy() runs, for the image builder
+    import fwv1, fwv1b, fwv1m, fwkern, fwboot, fwbufs, fwload, fwslot, fwsave, fwrst, fwr05, fwr10, fwr12
+fwd.run()

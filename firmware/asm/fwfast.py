@@ -2,10 +2,10 @@
 # (M, E) pairs, value = M * 2**(E-29), |M| in [2**29, 2**30) or M = 0;
 # products of 16-bit halves keep ~29 bits, far inside the 1e-4 parity.
 # T = array('i'): 0 d_in 1 d_out 2 K, 3 &o 4 &s (in the .ndm, stride 8),
-# 5 &atoms (in the .ndm), 6 &gains e^c, 8 &bias (in the .ndm), 9 &W = T+128:
+# 5 &atoms (in the .ndm), 6 &gains e^c, 8 &bias (in the .ndm), 9 &W = T+176:
 # x (M,E) per input, phi (M,E) per atom, readout address per atom;
 # 10-19 scratch, 20-24 entries UNP MUL ADD RCP PCK, 25-28 saved r8-r11,
-# 29 entry FLT, 30 at(), 31 ro(). UNP: float32 at address r0 (any
+# 29 entry FLT, 30 at(), 31 ro(); 32-43 INFER (fwfinf.py). UNP: float32 at address r0 (any
 # alignment) -> r0 M, r1 E, r2 exponent field. MUL, ADD: (r0,r1) op (r2,r3)
 # -> (r0,r1). RCP: 1/(r0,r1) by long division. PCK: (r0,r1) -> r0 float32
 # bits (rounded).

@@ -1,6 +1,6 @@
 # Kernel 3 of the Thumb forward pass: ro(T, y): y_i = b_i + sum_k A[k,i]*phi_k
-# (A[k] at the addresses at() left in W, bias at T[8]), written to the
-# array('f') y as float32 bits.
+# (A[k] at the addresses at() left in W, bias at T[8]), written to y as
+# float32 bytes (little-endian, any alignment: y may lie inside a reply).
 import micropython
 
 @micropython.asm_thumb
@@ -79,7 +79,13 @@ def ro(r0, r1):
  ldr(r4, [r7, 96])
  bl(L4)
  mov(r3, r10)
- str(r0, [r3, 0])
+ strb(r0, [r3, 0])
+ lsr(r0, r0, 8)
+ strb(r0, [r3, 1])
+ lsr(r0, r0, 8)
+ strb(r0, [r3, 2])
+ lsr(r0, r0, 8)
+ strb(r0, [r3, 3])
  add(r3, 4)
  mov(r10, r3)
  mov(r0, r9)

@@ -1,21 +1,21 @@
-# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n, gains):
+# Thumb .ndm validator of fwmodel (T: fwfast.py). val(T, b, n), with the
+# address of the gains array('f', k) in T[6] beforehand:
 # header (magic, version 1, quantised, no unknown flag, d_in, d_out >= 1)
 # into T[0..2], addresses into T[3..6] and T[9]; every float finite, scales
 # non-zero, indices increasing < d_in, exponents in {-2,-1,1,2}, names
 # length, body ends exactly at n (never reads past n); copies each c into
-# gains, puts the bias address in T[8]. The kernels then read o/s, atoms,
+# the gains, puts the bias address in T[8]. The kernels then read o/s, atoms,
 # readout and bias in place from the .ndm bytes. 0 ok, 7 bad.
 import micropython
 
 @micropython.asm_thumb
-def val(r0, r1, r2, r3):
+def val(r0, r1, r2):
  mov(r7, r0)
  str(r1, [r7, 44])
  add(r2, r1, r2)
  str(r2, [r7, 40])
- str(r3, [r7, 24])
  mov(r3, r7)
- add(r3, 128)
+ add(r3, 176)
  str(r3, [r7, 36])
  mov(r3, r1)
  add(r3, 10)

@@ -97,8 +97,39 @@ def same_program(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
+def compact(source: str) -> str:
+    """The smallest equivalent source python-minifier makes for MicroPython.
+
+    Local names become one or two letters (the same few across every file),
+    comments and docstrings go, statements share lines. On the micro:bit V1
+    this is heap, not only flash: the board compiles every file it runs, the
+    whole source of a file run by ``exec`` is read into one block, and every
+    distinct name is interned for good (qstrs are never freed). Parameters,
+    globals and attributes keep their names (other modules use them).
+    Line numbers are not kept: a board traceback points into the compacted
+    file (``ndyn flash --hex`` users see the same files the tests ran).
+    """
+    import python_minifier
+    return python_minifier.minify(
+        source, rename_locals=True, rename_globals=False, hoist_literals=False,
+        remove_literal_statements=True, combine_imports=False, remove_pass=False,
+        remove_dead_branches=False, constant_folding=False, remove_object_base=False,
+        convert_posargs_to_args=False, remove_explicit_return_none=False,
+        remove_builtin_exception_brackets=False, preserve_shebang=False) + "\n"
+
+
 def minify_checked(source: str, name: str = "<firmware>") -> str:
-    """``minify`` plus a proof by AST comparison; falls back to the original if unsure."""
+    """``compact`` where it yields a valid program, else ``minify`` (proved by AST
+    comparison), else the original. Inline assembler (``asm_thumb``) is only
+    ``minify``-ed: MicroPython's assembler takes one instruction a line."""
+    try:
+        if "@micropython.asm_thumb" in source:
+            raise ValueError("inline assembler")
+        small = compact(source)
+        ast.parse(small)
+        return small
+    except Exception:
+        pass
     try:
         small = minify(source)
     except (tokenize.TokenError, IndentationError, SyntaxError):
@@ -109,3 +140,82 @@ def minify_checked(source: str, name: str = "<firmware>") -> str:
     except SyntaxError:
         pass
     return source
+
+
+def _names(tree):
+    """(ours, api) names of one module: ours = defined by the firmware
+    (functions, parameters, assigned names, attributes of ``me``, globals);
+    api = names of other objects' attributes, imports and aliases."""
+    ours, api = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            ours.add(node.name)
+        elif isinstance(node, ast.arg):
+            ours.add(node.arg)
+        elif isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Store):
+                ours.add(node.id)
+        elif isinstance(node, ast.Global):
+            ours.update(node.names)
+        elif isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "me":
+                ours.add(node.attr)
+            else:
+                api.add(node.attr)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                api.add(alias.name.split(".")[0])
+                if alias.asname:
+                    api.add(alias.asname)
+            if isinstance(node, ast.ImportFrom) and node.module:
+                api.add(node.module.split(".")[0])
+    return ours, api
+
+
+def shorten_names(files: dict, keep=("do", "me")) -> dict:
+    """The firmware's own names (functions, parameters, variables, the
+    attributes it sets on fwd) renamed to one or two letters, the same in
+    every file; API names, builtins and ``keep`` stay.
+
+    On the micro:bit V1 every distinct name a compiled file contains is
+    interned for good and costs ~15 bytes of its 9 KB heap; python-minifier
+    shortens only local variables. The renaming is by token, over all files
+    of an image at once, so fwd's globals and their uses as ``me.name`` in
+    the other files stay the same name. Files with inline assembler are left
+    alone (their names are instructions and labels).
+    """
+    import builtins
+    import keyword
+    trees = {}
+    for name, data in files.items():
+        if name.endswith(".py"):
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            if "@micropython.asm_thumb" not in text:
+                trees[name] = (text, ast.parse(text))
+    ours, api, seen = set(), set(), set()
+    for text, tree in trees.values():
+        o, a = _names(tree)
+        ours |= o
+        api |= a
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NAME:
+                seen.add(tok.string)
+    fixed = api | set(dir(builtins)) | set(keyword.kwlist) | set(keep) | {"micropython"}
+    rename = sorted(n for n in ours - fixed if len(n) > 1 and not n.startswith("__"))
+    taken = seen - set(rename)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + \
+              [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    pool = (n for n in letters + [x + y for x in letters for y in letters + list("0123456789")]
+            if n not in taken and not keyword.iskeyword(n) and n not in fixed)
+    mapping = {n: next(pool) for n in rename}
+    out = dict(files)
+    for name, (text, _) in trees.items():
+        toks = []
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NAME and tok.string in mapping:
+                tok = tok._replace(string=mapping[tok.string])
+            toks.append(tok)
+        new = tokenize.untokenize(toks)
+        ast.parse(new)
+        out[name] = new.encode("utf-8") if isinstance(files[name], bytes) else new
+    return out
