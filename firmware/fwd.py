@@ -12,15 +12,15 @@
 # state (slots: fwfeng.py, fwfmsg.py; 22-31 the STATS counters). The msg
 # kernel answers HELLO, STATS, QSCALE, UP_DATA and PULL.
 # Code that runs once or rarely is run from its file and dropped after
-# (lazy): fwkern + fwfind (the kernels), fwboot + fwbufs (setup), fwload, fwsave,
-# fwslot (the model store), fwinst (install a model), fwrTT (the handler of request type TT, see
-# request(): REPL, UP_BEGIN, UP_COMMIT, feeling), fwrst (serve the last
-# good model again).
+# (lazy): the boot (fwv1, fwv1b, fwv1m on the V1; fwkern, fwboot, fwbufs,
+# fwload, fwslot elsewhere), fwrTT (the handler of request type TT, see
+# request(): REPL, UP_BEGIN, feeling), fwupc/fwupcp (UP_COMMIT), fwsave (a commit), fwrst
+# (serve the last good model again).
 # Received bytes are only parsed as numbers; only the model slot is written.
 # Hooks: do(me, type, seq, n) with me = this module: me.m (model: kernel
 # handle, .ndm bytes, ...), me.g (message), me.raw (reply payload at 2),
 # me.reply(type, seq, n); they return 0 (replied), -1 (leave) or an error.
-m = u = D = K = G = B = g = raw = tx = nw = rx = lb = S = X = E = P = wr = o = None
+m = u = U = D = K = G = B = g = raw = tx = nw = rx = lb = S = X = E = P = wr = o = None
 A = R = RAW = G0 = A0 = 0
 
 
@@ -76,19 +76,28 @@ def run(rd=None, w=None):
         a = fwxa.F(0x30000)
     except Exception:
         pass
+    Q = me
     if a:  # the V1: its boot files compiled first, then its buffers allocated at once
+        try:  # upload mode (after UP_BEGIN): no model, the upload's handlers
+            __import__('os').remove('ndm_u')
+            Q = __import__('fwv')
+        except OSError:
+            pass
         b, c, d = lazy('fwv1m'), lazy('fwv1b'), lazy('fwcfg')()
-        lazy('fwv1')(me)
+        lazy('fwv1')(me, Q is me)
         rd, ch, tu, td, mf, gc, lo = c(me, a, d)
+        if Q is not me:
+            b = None
     else:
         lazy('fwkern')(me)
         rd, ch, tu, td, mf, gc, lo, b = lazy('fwboot')(me, rd, w)
         lazy('fwbufs')(me, *b)
         b = lazy('fwload')
-    b = b(me)  # the last good model (fwv1m installs it itself)
-    if b is not None:
+        Q = __import__('fwq')  # the rarer requests; fwd's own on the V1
+    b = b and b(me)  # the last good model (fwv1m installs it itself)
+    if b:
         __import__('fwplain').install(me, b)
-    b = None
+    b = c = d = None  # the boot files' functions go
     C = P[9]
     C()
     s0 = n0 = 0
@@ -114,48 +123,42 @@ def run(rd=None, w=None):
         elif a == 4:  # a whole message: the msg kernel's, else Python's
             b = S[7] & 63
             if u is not None and not 0x10 <= b <= 0x12:
-                restore()  # anything but UP_* ends an upload
+                Q.restore(me)  # anything but UP_* ends an upload
             if b < 3:
                 C()  # HELLO and STATS report the heap after a collection
             e = X(S, mf(), 0, E[14])
             if e != 4:
                 wr(S[11], e >> 4)
-            elif request(me) < 0:
+            elif Q.request(me) < 0:
                 return
 
 
 def request(me):
-    # a message neither kernel handles (S[7] = type | seq << 8 | n << 16):
-    # its handler fwrTT.py (TT: the type in hex), run from its file; it
-    # replies and returns 0 (-1: leave for the REPL) or an error code, for
-    # which the error reply goes here
+    # the V1's rarer requests (fwq's elsewhere): REPL; UP_BEGIN, which
+    # restarts into upload mode (fwv: no model, its handlers resident, as the
+    # V1 cannot compile them beside one); an error reply for the rest.
+    # Resident: compiling even a small handler needs ~2 KB in one piece.
     n = S[7]
     b = n & 63
     s = (n >> 8) & 255
-    try:
-        e = lazy('fwr%02x' % b)(me, b, s, n >> 16)
-    except ImportError:  # no such handler
-        e = 4
-    except MemoryError:
-        e = 6
-    except OSError:
-        e = 6
-    except Exception:
-        e = 9
-    if e > 0:
-        S[25] += 1
-        raw[RAW + 2] = e
-        raw[RAW + 3] = b
-        reply(0xFF, s, 2)
-        if m is None and e != 3:
-            restore()
-    return e
+    if b == 5:
+        reply(0x85, s, 0)
+        P[6].kbd_intr(3)
+        P[7].init(115200)
+        return -1
+    if b == 0x10:
+        open('ndm_u', 'w').close()
+        raw[RAW + 2] = 1
+        reply(0x90, s, 1)
+        restore(me)
+    S[25] += 1
+    raw[RAW + 2] = 4
+    raw[RAW + 3] = b
+    reply(0xFF, s, 2)
+    return 4
 
 
-def restore():
-    # a failed or abandoned upload: the last good model serves again
-    # (fwrst: on the V1 by a restart, which loads it into a fresh heap)
-    global u
-    u = None
-    S[34] = 0
-    lazy('fwrst')(__import__('fwd'))
+def restore(me):
+    # restart once the last reply has left the V1's UART
+    __import__('time').sleep_ms(20)
+    __import__('microbit').reset()

@@ -10,17 +10,20 @@
 from array import array
 
 
-def do(me):
-    import gc
-    gc.collect()
+def do(me, k):
+    # no collection first: the allocations then follow each other above the
+    # compiled files (freed after the boot), the model's first, so that
+    # dropping it for an upload (fwd) frees one piece with those files' room
     h = [slot(i) for i in (0, 1)]
     i = 1 if not h[0] or (h[1] and (h[1][0] - h[0][0]) & 255 < 128) else 0
     h = h[i]
+    me.K, me.G = i, h[0] if h else 0
+    h = h if k else None  # k = 0: upload mode, no model
+    me.m = (bytearray(h[1] if h else 0),
+            bytearray(4 * (44 + 4 * h[2] + 4 * h[3] + (h[2] if h[2] > 31 else 0)) if h else 0))
     me.raw = bytearray(640)
     me.S = array('i', [0] * 40)
     me.lb = bytearray(64)
-    me.m = (bytearray(h[1] if h else 0), bytearray(4 * (44 + 5 * h[2] + 4 * h[3]) if h else 0))
-    me.K, me.G = i, h[0] if h else 0
 
 
 def slot(i):

@@ -14,7 +14,8 @@ from struct import pack_into
 
 def do(me):
     # me.m = (.ndm buffer, T) from fwv1, sized for slot me.K: filled from
-    # it, or from the other slot if it is not whole (then sized anew)
+    # it, or from the other slot if it is not whole or not valid (then
+    # sized anew)
     b, T = me.m
     me.m = None
     for i in (me.K, 1 - me.K):
@@ -30,20 +31,23 @@ def do(me):
         me.X(b, f.readinto(b), s, me.E[6])
         k = f.read(1)
         f.close()
-        if n > 13 and s[0] == 0x2144DF1C and not k:
+        if n > 13 and s[0] == 0x2144DF1C and not k and install(me, b, T):
             me.K, me.G = i, h[0]
-            return install(me, b, T)
+            return
 
 
 def install(me, b, T):
     X, E, S = me.X, me.E, me.S
-    n = 4 * (44 + 5 * b[6] + 4 * b[8])
-    if len(T) != n:
-        T = bytearray(n)
+    n = 4 * (44 + 4 * b[6] + 4 * b[8])  # fixed, W, gains, QSCALE pairs
+    if len(T) != n + (4 * b[6] if b[6] > 31 else 0):
+        T = bytearray(n + (4 * b[6] if b[6] > 31 else 0))
     pack_into('<i', T, 28, me.B)  # T[7]: fwk.bin, for ins to find the kernels
     pack_into('<i', T, 128, me.R)  # T[32]: the largest reply
+    # T[34]: the int16 scratch x, in rx where it fits (free while INFER runs)
+    pack_into('<i', T, 136, S[8] if b[6] < 32 else X(T, 0, 0, E[8]) + n)
     if not X(T, b, len(b) - 4, E[15]):
         me.m = (T, b)
         S[14] = X(T, 0, 0, E[8])
         S[32] = X(b, 0, 0, E[8])
         S[33] = len(b)
+        return 1

@@ -5,8 +5,8 @@
 # trailer of the .ndm b[:n+4] (crc32), fills the library entries (liba,
 # libb), puts the gains after W (T[6]), validates and lays out the model
 # (val), turns every log-gain c into e^c (xp), and sets the entries of at,
-# ro, ch and the int16 scratch x (after the gains) that the forward pass
-# and INFER use. 0, or 7 (E_BAD_MODEL). xp(src, dst, T): e^c of the
+# ro and ch that the forward pass and INFER use (the caller sets T[34], the
+# int16 scratch x; QSCALE keeps its pairs after the gains). 0, or 7 (E_BAD_MODEL). xp(src, dst, T): e^c of the
 # float32 at src into dst (T: the library entries; scratch 12-19): 0, or 1
 # if c is NaN or e^c overflows; e^c = 2^n * 2^r, n = round(c log2 e),
 # |r| <= 1/2, 2^r by its Taylor series to r^6 (error < 2e-7). ktab: the
@@ -88,7 +88,6 @@ def ins(r0, r1, r2):
  label(GD)
  mov(r6, r7)
  add(r6, 128)
- str(r5, [r6, 8])
  mov(r3, 12)
  bl(ADR)
  str(r0, [r7, 120])

@@ -7,8 +7,8 @@
 # length, 34 &upload (0 none), 35 its length, 36 bytes received, 37 &id
 # (board and firmware names, as HELLO sends them), 38 max_payload |
 # max_reply << 16, 39 flags (bit1 Thumb) | id length << 8. The model table
-# T = S[14]: d_in T[0], d_out T[1], k T[2], &x T[34], int16 scales at T[33]
-# (0 none; QSCALE puts them after x, 2 * d_in floats).
+# T = S[14]: d_in T[0], d_out T[1], k T[2], int16 scales at T[33] (0 none;
+# QSCALE puts them after the k gains at T[6], 2 * d_in floats).
 import micropython
 
 @micropython.asm_thumb
@@ -177,8 +177,8 @@ def msg(r0, r1, r2):
  bne(E2)
  mov(r1, r3)
  add(r1, 128)
- ldr(r0, [r1, 8])
- ldr(r3, [r3, 0])
+ ldr(r0, [r3, 24])
+ ldr(r3, [r3, 8])
  lsl(r3, r3, 2)
  add(r0, r0, r3)
  str(r0, [r1, 4])
@@ -199,7 +199,9 @@ def msg(r0, r1, r2):
  label(UPD)
  ldr(r0, [r6, 8])
  cmp(r0, 0)
- beq(E9)
+ bne(U1)
+ b(PY)
+ label(U1)
  ldr(r4, [r7, 28])
  lsr(r4, r4, 16)
  sub(r4, 4)

@@ -162,15 +162,16 @@ def firmware_files(profile, folder=None, optional: bool = True) -> dict:
     return files
 
 
-# Files the micro:bit V1 never compiles (the plain-Python kernels and the
-# setup of boards without fwk.bin): their names stay out of qstr_warmup.
-PLAIN_ONLY = ("fwcobs.py", "fwplain.py", "fwkern.py", "fwboot.py", "fwbufs.py", "fwload.py",
-              "fwslot.py", "fwtrain.py", "fwlearn.py", "fwcfg.py")
+# The files the micro:bit V1 compiles at boot (qstr_warmup names what they
+# contain); the request handlers' names are interned when they first run,
+# into the room the boot's pool has left.
+BOOT_FILES = ("fwxa.py", "fwv.py", "fwq.py", "fwd.py", "fwv1.py", "fwv1b.py", "fwv1m.py")
 
 
 def qstr_warmup(files: dict) -> bytes:
-    """main.py with every name and string constant of the other Python files
-    named under ``if 0:`` (no code is made for it).
+    """main.py with every name and string constant of the files the V1
+    compiles at boot (BOOT_FILES) named under ``if 0:`` (no code is made for
+    it).
 
     MicroPython interns every identifier and string constant it compiles
     (qstrs) and never frees them; the pool grows in blocks allocated
@@ -186,7 +187,7 @@ def qstr_warmup(files: dict) -> bytes:
     main = files["main.py"].decode("utf-8")
     names, strings = [], []
     for name, data in sorted(files.items()):
-        if not name.endswith(".py") or name == "main.py" or name in PLAIN_ONLY:
+        if not name.endswith(".py") or name == "main.py" or name not in BOOT_FILES:
             continue
         text = data.decode("utf-8")
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):

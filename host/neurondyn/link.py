@@ -22,6 +22,7 @@ from .errors import DeviceError
 
 DEFAULT_TIMEOUT = 1.0         # seconds for a reply to one frame (board work + wire)
 COMMIT_TIMEOUT = 10.0         # parsing + saving a model on the board
+RESTART_WAIT = 30.0           # a board that restarts (the V1 after an upload) until it answers
 ATTEMPTS = 8                  # sends of one frame before giving up
 
 
@@ -270,11 +271,35 @@ class Board:
                 progress(len(block))
         return preds, status
 
+    def await_restart(self, what: str, total: float = RESTART_WAIT) -> dict:
+        """After a reply that announced a restart: the board's HELLO once it is back."""
+        time.sleep(0.3)                       # let the board go down first
+        deadline = time.monotonic() + total
+        while True:
+            try:
+                self.t.discard_input()
+                return self.hello()
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise DeviceError("board at %s did not come back after %s (waited %.0f s)"
+                                      % (self.port, what, total)) from None
+
     def upload(self, ndm_bytes: bytes) -> dict:
-        """Send a .ndm; the board checks, saves atomically and serves it. Returns hello()."""
+        """Send a .ndm; the board checks, saves atomically and serves it. Returns hello().
+
+        A board may restart on the way (the micro:bit V1: into an upload mode
+        without a model at UP_BEGIN, and to serve the new model after
+        UP_COMMIT); its reply says so and the upload carries on after it.
+        """
         data = bytes(ndm_bytes)
         crc = struct.unpack("<I", data[-4:])[0] if len(data) >= 4 else 0
-        self.request(P.UP_BEGIN, struct.pack("<II", len(data), crc), what="UP_BEGIN")
+        begin = struct.pack("<II", len(data), crc)
+        body = self.request(P.UP_BEGIN, begin, what="UP_BEGIN")
+        if body[:1] == b"\x01":
+            self.await_restart("UP_BEGIN")
+            body = self.request(P.UP_BEGIN, begin, what="UP_BEGIN")
+            if body[:1] == b"\x01":
+                raise DeviceError("board at %s restarted again at UP_BEGIN" % self.port)
         step = self.max_payload - 4
         for off in range(0, len(data), step):
             self.request(P.UP_DATA, struct.pack("<I", off) + data[off:off + step],
@@ -285,6 +310,12 @@ class Board:
         if model_hash != crc:
             raise DeviceError("board at %s committed model %08x, expected %08x"
                               % (self.port, model_hash, crc))
+        if body[7:8] == b"\x01":
+            info = self.await_restart("UP_COMMIT")
+            if info.get("model_hash") != crc:
+                raise DeviceError("board at %s restarted with model %s after UP_COMMIT, "
+                                  "expected %08x" % (self.port, info.get("model_hash"), crc))
+            return info
         return self.hello()
 
     def to_repl(self) -> None:
