@@ -57,6 +57,27 @@ def test_recovers_two_term_law_with_noise():
     assert atoms_of(ann.model_) == {(1, 2, 0), (1, 0, 1)}
 
 
+def test_energy_prices_an_atom_within_its_level():
+    import math
+    from neurondyn.pool.energy import Design
+    rng = np.random.default_rng(0)
+    D = Design(np.log(rng.uniform(1, 5, size=(500, 10))), rng.standard_normal(500))
+    for m, p in ((1, 40), (2, 720), (3, 7680)):       # C(10, m) 4^m atoms per level
+        assert D.level_penalty[m] == pytest.approx(math.log(500) + 2 * math.log(p))
+    assert D.atom_penalty((0, 2, 0, 0, 0, 0, 0, 0, 0, 0)) == pytest.approx(D.level_penalty[1])
+    assert D.atom_penalty((1, 1, 1, 1, 0, 0, 0, 0, 0, 0)) > D.level_penalty[3]
+
+
+def test_keeps_a_weak_simple_atom_at_one_percent_noise():
+    # grid problem d = 10, K = 4, 1 % noise (seed 6017): one true atom is a single power
+    # whose fit gain (~25) is below the whole-dictionary price (log n + 2 log 8440 = 25.7)
+    # and well above its level's (log n + 2 log 40 = 15.0) and any chance gain of its
+    # level (<= 6.4 on this problem)
+    p = make_problem(10, 4, 0.01, seed=6017)
+    ann = Annealer(seed=0).fit(p.X, p.Y)
+    assert atoms_of(ann.model_) == p.atom_set() and ann.k_star_ == 4
+
+
 def test_deterministic_bytes_in_process_and_across_processes(tmp_path):
     p = make_problem(5, 2, 0.01, seed=5002, n=500)
     a = ndm.dumps(Annealer(seed=4, schedule=FAST).fit(p.X, p.Y).model_)

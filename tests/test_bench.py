@@ -287,3 +287,35 @@ def test_misses_are_classified_by_the_annealers_energy():
     # ... and a found state the energy prefers to the truth is an energy miss
     assert recovery.miss_kind({"exact": False, "energy_true": 0.0, "energy_found": -1.0}) == "energy"
     assert recovery.miss_kind({"exact": True, "energy_true": 0.0, "energy_found": 5.0}) is None
+
+
+# -- identifiability ------------------------------------------------------------------
+
+def test_separability_null_gains_match_brute_force_refits():
+    from neurondyn.bench import identifiability
+    from neurondyn.pool.dictionary import lattice_atoms
+    from neurondyn.pool.energy import Design
+    p = make_problem(4, 2, 0.01, seed=11, n=400, n_test=10)
+    res = identifiability.separability(p)
+    D = Design(np.log(p.X), p.Y.reshape(-1, 1))
+    truth = [tuple(int(v) for v in w) for w in p.exponents]
+    _, rss, B = D.state_energy(truth)
+    f0 = float(D.fit_term(rss))
+    for m in (1, 2, 3):
+        W = [tuple(int(v) for v in w) for w in lattice_atoms(4, m, m) if tuple(w) not in truth]
+        r2, valid = D.candidate_rss(B, D.raw_rows(W))
+        best = float(np.max(np.where(valid, f0 - D.fit_term(r2), -np.inf)))
+        assert math.isclose(res["null_max"][str(m)], best, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def test_separability_tells_a_drowned_atom_from_a_clear_one():
+    from neurondyn.bench import identifiability
+    p = make_problem(3, 2, 0.01, seed=5)
+    assert identifiability.separability(p)["separable"]
+    # the same data with a second atom far below the noise: its gain is chance level
+    q = make_problem(3, 1, 0.01, seed=5)
+    w = np.array([[0, -1, 0]]) if tuple(q.exponents[0]) != (0, -1, 0) else np.array([[-1, 0, 0]])
+    q.exponents = np.vstack([q.exponents, w])
+    q.Y = q.Y + 1e-6 * monomials(q.X, w)[:, 0]
+    res = identifiability.separability(q)
+    assert not res["separable"] and res["weakest_gain"] < 1.0 and res["reasons"]

@@ -1,22 +1,28 @@
 """The energy of a pool state and exact least-squares refits.
 
 A state is a set of atoms, each an exponent vector ``w`` on the integer
-lattice.  Its energy is the extended BIC of the exact least-squares fit of
+lattice.  Its energy is an extended BIC of the exact least-squares fit of
 ``y = b + sum_k a_k * prod_j x_j ** w_kj`` (readouts ``a_k`` and bias ``b``
-solved exactly, one readout per output)::
+solved exactly, one readout per output), with the choice of each atom priced
+within its own complexity level::
 
     E = sum_o n log(max(RSS_o / n, floor_o)) + sum_k (d_out log n + 2 log p(m_k))
 
-``p(m)`` is the number of lattice atoms with at most max(m, 3) non-zero
-exponents, m_k the number of non-zero exponents of atom k: for the atoms of
-the nucleation dictionary (m <= 3) it is the dictionary size p, the prototype's
-extended BIC.  Drift can carry an atom beyond three exponents; such an atom
-pays for the larger set it was chosen from (otherwise a nine-variable "spike"
-that fits a few noisy rows is cheap).  ``floor_o = (1e-7 RMS(y_o))**2``:
-without the floor, round-off at noise 0 buys spurious atoms.  Per output the
-first term is the Gaussian log-likelihood with its variance profiled out; an
-atom pays ``log n`` per readout and ``2 log p(m)`` for the choice of its
-exponents.
+``m_k`` is the number of non-zero exponents of atom k and ``p(m)`` the number
+of lattice atoms with exactly m non-zero exponents in {-2,-1,1,2}:
+``C(d, m) 4^m`` (12 / 48 / 64 at d = 3; 120 / 6,960 / 259,840 at d = 30).
+An atom is one choice among the atoms as complex as itself, not among the
+whole dictionary: the one-exponent atoms are few, so the noise can fake one
+of them far less easily than one of the quarter million three-exponent atoms
+(the largest spurious gain of a level grows like 2 log p(m)).  Pricing every
+atom at the whole dictionary's size (the prototype's EBIC) overcharged the
+simple atoms and lost true ones at 1 % noise; see docs/annealing.md.  Drift
+can carry an atom beyond three exponents; it pays for its own, larger level
+(otherwise a nine-variable "spike" that fits a few noisy rows is cheap).
+``floor_o = (1e-7 RMS(y_o))**2``: without the floor, round-off at noise 0
+buys spurious atoms.  Per output the first term is the Gaussian
+log-likelihood with its variance profiled out; an atom pays ``log n`` per
+readout and ``2 log p(m)`` for the choice of its exponents.
 
 Every number here is an exact refit: Householder QR of the atoms' centred,
 unit-norm columns (centring = fitting the bias), and rank-one updates with
@@ -32,6 +38,11 @@ RSS_FLOOR_REL = 1e-7       # floor on RMS(residual) / RMS(y)
 DEGENERATE = 1e-9          # a column this close to the span of the others adds nothing
 TIGHT = 1e-9               # below this fraction of the base RSS, recompute without cancellation
 _CACHE_LIMIT = 2000           # cached atom columns (each N floats)
+
+
+def level_size(d: int, m: int) -> int:
+    """Number of atoms with exactly m non-zero exponents in {-2,-1,1,2} among d inputs."""
+    return int(math.comb(d, m) * 4 ** m) if 0 <= m <= d else 0
 
 
 def n_candidates(d: int, max_nonzero: int = 3) -> int:
@@ -85,16 +96,10 @@ class Design:
         self.rms = rms
         self.floor = np.maximum((RSS_FLOOR_REL * rms) ** 2, 1e-300)
         self.p = n_candidates(self.d) if p is None else int(p)
-        self.penalty = self.d_out * math.log(self.n) + 2.0 * math.log(max(self.p, 2))
-        # per-atom cost by number of non-zero exponents m: the same for m <= 3, and
-        # 2 log(number of atoms with up to m non-zero exponents) beyond
-        cum, total = [], 0                 # cum[m] = number of atoms with 1..m exponents
-        for m in range(self.d + 1):
-            total += math.comb(self.d, m) * 4 ** m if m else 0
-            cum.append(total)
-        base = min(3, self.d)
+        # per-atom cost by number of non-zero exponents m: d_out log n for the readouts
+        # plus 2 log(number of lattice atoms with exactly m non-zero exponents)
         self.level_penalty = np.array(
-            [self.d_out * math.log(self.n) + 2.0 * math.log(max(cum[max(m, base)], 2))
+            [self.d_out * math.log(self.n) + 2.0 * math.log(max(level_size(self.d, m), 2))
              for m in range(self.d + 1)])
         # x and 1/x scaled to max 1: neighbour columns are phi_w * x_j**(+-1)
         lx = self.L - self.L.max(axis=0)
@@ -113,7 +118,7 @@ class Design:
         return self.n * np.log(np.maximum(rss / self.n, self.floor)).sum(axis=-1)
 
     def atom_penalty(self, w) -> float:
-        """Complexity cost of one atom: d_out log n + 2 log(#atoms as complex as w, >= p)."""
+        """Complexity cost of one atom: d_out log n + 2 log(#atoms with as many exponents as w)."""
         return float(self.level_penalty[sum(1 for v in w if v)])
 
     def penalty_of(self, atoms) -> float:
