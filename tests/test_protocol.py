@@ -1,16 +1,21 @@
 """The serial protocol (docs/protocol.md) under CPython.
 
-* host ``neurondyn.protocol`` and firmware ``fwcobs`` (the plain-Python kernels;
-  fwcasm's Thumb twins are checked against the same host bytes inside MicroPython
-  by tests/test_link_e2e.py) produce identical bytes, both ways;
+* host ``neurondyn.protocol`` and the firmware's frame kernels (``fwcobs``: the
+  plain-Python twins of the Thumb kernels in fwk.bin, which tests/test_link_e2e.py
+  checks against the same host bytes inside MicroPython 1.9.2) produce
+  identical bytes, both ways: ``frm`` (CRC-16 + COBS) builds the host's frame,
+  ``scan`` + ``chk`` read it back;
 * corrupted, truncated and overlong frames are rejected;
-* the firmware link layer + dispatcher, run in a thread under CPython behind a
-  real pty, served through the real ``neurondyn.link.Board`` (fragments,
+* the frame engine (``fwcobs.eng``) keeps a frame that arrives in pieces: the
+  same bytes read in chunks of any size get the same replies;
+* the real serving loop (``fwd.run`` on the plain path: fwkern, fwboot, fwbufs,
+  fwload, the engine, the msg kernel ``fwplain.msg``, ``fwq`` and its handlers,
+  the model store in the current folder), run in a thread under CPython behind
+  a real pty, served through the real ``neurondyn.link.Board`` (fragments,
   duplicates, NAKs, bad input, upload, int16).
 """
 import os
 import struct
-import sys
 import threading
 import tty
 
@@ -22,39 +27,36 @@ from neurondyn import ndm, protocol as P
 from neurondyn.errors import DeviceError
 from neurondyn.link import Board, BoardError
 from neurondyn.model import Model
-from neurondyn.paths import firmware_dir
 
-sys.path.insert(0, str(firmware_dir()))
+import fwhost  # noqa: E402  (tests/: the firmware's plain path under CPython)
 import fwcobs  # noqa: E402  (firmware, plain-Python kernels)
 
 
 def fw_frame(typ, seq, payload):
-    """Build a wire frame with the firmware's kernels, as the board does."""
+    """Build a wire frame with the firmware's kernel frm, as the board does."""
     raw = bytearray([typ, seq]) + bytearray(payload) + bytearray(2)
-    c = fwcobs.crc16(raw, len(raw) - 2)
-    raw[-2], raw[-1] = c & 255, c >> 8
-    out = bytearray(len(raw) + len(raw) // 254 + 4)
-    n = fwcobs.encode(out, raw, len(raw))
-    return bytes(out[:n])
+    tx = bytearray(len(raw) + len(raw) // 254 + 4)
+    n = fwcobs.frm(tx, raw, len(raw) - 2)
+    return bytes(tx[:n])
 
 
-def fw_read(wire):
-    """Feed wire bytes through the firmware's scan + decode + CRC; list of raw frames."""
+def fw_read(wire, step=7):
+    """Feed wire bytes through the firmware's scan + chk in ``step``-byte reads;
+    a list of the raw frames (None for one chk refused)."""
     rx = bytearray(len(wire) + 8)
     frames, pos = [], 0
-    for i in range(0, len(wire), 7):                 # arbitrary read chunks
-        chunk = bytearray(wire[i:i + 7])
+    for i in range(0, len(wire), step):                 # arbitrary read chunks
+        chunk = bytearray(wire[i:i + step])
         s = 0
         while s < len(chunk):
-            r = fwcobs.scan(rx, pos, chunk, s | (len(chunk) << 8))
+            r = fwcobs.scan(rx, chunk, pos | s << 11 | len(chunk) << 19)
             if not r & 0x800:
                 pos = r & 0x7FF
                 break
             s, n, pos = r >> 12, r & 0x7FF, 0
             if n:
-                m = fwcobs.decode(rx, n)
-                ok = m >= 4 and fwcobs.crc16(rx, m - 2) == rx[m - 2] | (rx[m - 1] << 8)
-                frames.append(bytes(rx[:m]) if ok else None)
+                m = fwcobs.chk(rx, n)
+                frames.append(bytes(rx[:m]) if m >= 4 else None)
     return frames
 
 
@@ -145,19 +147,18 @@ def _model(d_in=5, d_out=3, seed=0):
 
 
 class CpythonBoard:
-    """The real firmware (fwdisp/fwmodel/fwstore) in a thread on a pty."""
+    """The real firmware (fwd.run, plain path) in a thread on a pty; its model
+    store is the current folder."""
 
-    def __init__(self, tmp_path, ndm_bytes=None, drop=None):
-        import fwdisp
-        import fwstore
-        fwstore.DIR = str(tmp_path) + "/"
+    def __init__(self, ndm_bytes=None, drop=None):
         if ndm_bytes:
-            fwstore.save(ndm_bytes)
+            fwhost.store(ndm_bytes)
         master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
         self.master, self.slave = master, slave
         self.drop = drop or (lambda data: data)
+        self.error = None
 
         def rd(b):
             try:
@@ -172,9 +173,11 @@ class CpythonBoard:
 
         def serve():
             try:
-                fwdisp.run(rd, wr)   # loads the stored model, then serves
+                fwhost.serve(rd, wr)     # loads the stored model, then serves
             except SystemExit:
                 pass
+            except BaseException as exc:        # the test fails on it (stop)
+                self.error = exc
         self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()
 
@@ -182,19 +185,72 @@ class CpythonBoard:
         os.close(self.slave)          # the board's read then fails and its thread ends
         self.thread.join(5)
         os.close(self.master)
+        assert not self.thread.is_alive(), "the firmware did not stop"
+        assert self.error is None, "the firmware raised %r" % self.error
 
 
 @pytest.fixture
-def cboard(tmp_path):
+def cboard(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)       # the board's flash: ndm_a, ndm_b
     boards = []
 
     def make(*args, **kw):
-        b = CpythonBoard(tmp_path, *args, **kw)
+        b = CpythonBoard(*args, **kw)
         boards.append(b)
         return b
     yield make
     for b in boards:
         b.stop()
+
+
+def test_engine_reassembles_frames_read_in_any_pieces(tmp_path, monkeypatch):
+    """The frame engine keeps a partial frame (and the rest of a read) across
+    reads: the micro:bit-style line (64-byte reads) gets the same replies
+    whatever size the pieces arrive in."""
+    monkeypatch.chdir(tmp_path)
+    m = _model()
+    fwhost.store(ndm.dumps(m))
+    rows = np.random.default_rng(7).uniform(0.5, 3, (2, 5))
+    msg = P.infer_payload(rows, P.FMT_F32)                   # 41 bytes: two fragments
+    bad = bytearray(P.build_frame(P.HELLO, 9, b"\x01"))
+    bad[4] ^= 0x20
+    wire = (b"MicroPython v1.9.2\r\n>>> " + P.build_frame(P.HELLO, 1, b"\x01")
+            + P.build_frame(P.INFER | P.MORE, 2, msg[:30]) + P.build_frame(P.INFER, 3, msg[30:])
+            + P.build_frame(P.INFER, 3, msg[30:])              # a retransmission
+            + bytes(bad) + b"\x00" + b"\x11" * 90 + b"\x00"    # bad CRC, overlong
+            + P.build_frame(P.STATS, 4) + P.build_frame(P.REPL, 5))
+    seen = {}
+    for step in (1, 2, 3, 7, 13, 60, 64):
+        pos, out = [0], bytearray()
+
+        def rd(buf):
+            n = min(len(buf), step, len(wire) - pos[0])
+            assert n > 0, "the firmware read past the REPL request"
+            buf[:n] = wire[pos[0]:pos[0] + n]
+            pos[0] += n
+            return n
+
+        with fwhost.uart_board(rd, lambda b, n: out.extend(bytes(b[:n]))):
+            fwhost.serve()
+        got = P.FrameDecoder().feed(bytes(out))
+        stats = P.parse_stats(got[-2][2])
+        seen[step] = [f for f in got if f[0] != P.STATS | P.REPLY] + \
+            [tuple(stats[k] for k in ("frames_ok", "bad_crc", "bad_frame", "errors", "dups",
+                                      "samples"))]
+    first = seen[1]
+    assert all(v == first for v in seen.values())
+    types_ = [(t, s) for t, s, _ in first[:-1]]
+    # the banner is a bad frame (NAK), then every frame is answered in order
+    assert types_ == [(P.ERROR, 0), (P.HELLO | P.REPLY, 1), (P.ACK, 2), (P.INFER | P.REPLY, 3),
+                      (P.INFER | P.REPLY, 3), (P.ERROR, 0), (P.ERROR, 0), (P.REPL | P.REPLY, 5)]
+    assert [f[2][0] for f in first[:-1] if f[0] == P.ERROR] == [P.E_BAD_LEN, P.E_BAD_CRC,
+                                                                 P.E_BAD_LEN]
+    assert first[3] == first[4]                              # the cached reply, byte for byte
+    pred, status = P.parse_infer(first[3][2], 2, 3)
+    assert not status.any() and np.allclose(pred, m.predict(rows), rtol=1e-5, atol=1e-6)
+    assert P.parse_hello(first[1][2])["max_payload"] == 53      # the micro:bit's limits
+    # frames_ok (HELLO, 2 INFER, its copy, STATS), bad_crc, bad_frame, errors, dups, samples
+    assert first[-1] == (5, 1, 2, 0, 1, 2)
 
 
 def test_dispatcher_serves_parity_bad_input_int16_and_upload(cboard):
