@@ -1,17 +1,24 @@
 """The firmware's plain path under CPython, for the tests (not a test module).
 
-``serve(rd, wr)`` runs what main.py runs on a board without fwk.bin (every
-board but the micro:bit V1): the boot (fwkern, fwboot, fwbufs, fwload +
-fwplain.install, fwq) and the serving loop ``fwd.run``, with
-the line given as rd(buf) -> bytes read and wr(buf, n). It returns when the
-host asks for the REPL. The model store is the current folder (ndm_a,
-ndm_b), as on a board.
+``serve(rd, wr)`` boots the firmware as a board without fwk.bin does (every
+board but the micro:bit V1): it runs firmware/main.py itself, on a fresh set
+of firmware modules (a power-up: nothing left from an earlier boot), with
+what such a board has around it:
 
-``uart_board(rd, wr)`` makes the boot see a micro:bit-style line instead
-(fwcfg IO = "uart", a ``microbit.uart`` whose readinto/write are rd/wr, and
-the MicroPython names fwboot takes on a board: time.ticks_us, gc.mem_free,
-micropython.kbd_intr): the plain path with the V1's limits (60-byte frames,
-244-byte messages, 64-byte reads, 100-byte replies).
+* no Thumb bridge (``import fwxa`` fails as it does where asm_thumb is
+  missing) and no fwk.bin in the current folder, which is the board's flash
+  (the model store's ndm_a, ndm_b);
+* the board's line: ``sys.stdin.buffer`` / ``sys.stdout.buffer`` (the ESP32,
+  RP2040, pyboard, mpy-wasm backend) reading with rd(buf) -> bytes read and
+  writing with wr(buf, n); or, with ``uart=True``, a micro:bit-style line
+  (fwcfg IO = "uart" as ndyn generates it for the micro:bit, a
+  ``microbit.uart`` whose readinto/write are rd/wr, and the MicroPython names
+  fwboot takes on a board: time.ticks_us, gc.mem_free), so the plain path runs
+  with the V1's limits (60-byte frames, 244-byte messages, 64-byte reads,
+  100-byte replies);
+* ``micropython.kbd_intr`` (main.py's first call).
+
+It returns when the firmware leaves its loop (the host asked for the REPL).
 """
 import contextlib
 import gc
@@ -27,26 +34,8 @@ if FW not in sys.path:
     sys.path.insert(0, FW)
 
 
-def serve(rd=None, wr=None):
-    """Boot and serve until the host asks for the REPL, as main.py does where
-    fwxa finds no fwk.bin."""
-    import fwd
-    try:       # the boot in its own file, before the loop (fws: the state, fwgo)
-        import fws
-    except ImportError:
-        fwd.run(rd, wr)            # fwd boots (fwkern, fwboot, ...) and serves
-        return
-    fwd.run(fws, fws.lazy("fwgo")(fws, 0, rd, wr))
-
-
-def store(blob):
-    """Save ``blob`` in the model store of the current folder as the board does
-    after an upload (fwload finds the newest slot, fwsave writes the other)."""
-    import fwload
-    import fwsave
-    me = types.SimpleNamespace(A=0, lazy=lambda n: __import__(n).do)
-    fwload.do(me)
-    fwsave.do(me, bytearray(blob))
+def firmware_modules():
+    return {p.stem for p in firmware_dir().glob("*.py")} | {"fwcfg", "fwxa"}
 
 
 def fwcfg_module(board):
@@ -57,7 +46,7 @@ def fwcfg_module(board):
 
 
 class Uart:
-    """microbit.uart for the boot: reads and writes go to rd / wr."""
+    """microbit.uart: reads and writes go to rd / wr."""
 
     def __init__(self, rd, wr):
         self.rd, self.wr = rd, wr
@@ -73,23 +62,51 @@ class Uart:
         self.wr(data, len(data))
 
 
+class _In:
+    def __init__(self, rd):
+        self.readinto = rd
+
+
+class _Out:
+    def __init__(self, wr):
+        self.wr = wr
+
+    def write(self, data):
+        self.wr(data, len(data))
+
+    def flush(self):
+        pass
+
+
 @contextlib.contextmanager
-def uart_board(rd, wr, heap=9000):
-    """The names a micro:bit's MicroPython has, for the boot's uart line."""
-    saved = {n: sys.modules.get(n) for n in ("fwcfg", "microbit", "micropython")}
-    uart = Uart(rd, wr)
-    sys.modules["fwcfg"] = fwcfg_module("microbit-v1")
-    sys.modules["microbit"] = types.SimpleNamespace(uart=uart)
+def board(rd, wr, uart=False, heap=9000):
+    """What the firmware finds around it on a board (see the module docstring)."""
+    names = firmware_modules() | {"microbit", "micropython"}
+    saved = {n: sys.modules.get(n) for n in names}
+    for n in names:
+        sys.modules.pop(n, None)            # a fresh boot: no module of an earlier one
+    sys.modules["fwxa"] = None              # import fwxa: ImportError (no asm_thumb bridge)
     sys.modules["micropython"] = types.SimpleNamespace(kbd_intr=lambda c: None)
     patched = []
-    for mod, name, value in ((time, "ticks_us", lambda: int(time.perf_counter() * 1e6)),
-                             (time, "ticks_diff", lambda a, b: a - b),
-                             (gc, "mem_free", lambda: heap)):
-        patched.append((mod, name, getattr(mod, name, None)))
-        setattr(mod, name, value)
+    stdio = sys.stdin, sys.stdout
+    line = None
+    if uart:
+        line = Uart(rd, wr)
+        sys.modules["fwcfg"] = fwcfg_module("microbit-v1")
+        sys.modules["microbit"] = types.SimpleNamespace(uart=line)
+        for mod, name, value in ((time, "ticks_us", lambda: int(time.perf_counter() * 1e6)),
+                                 (time, "ticks_diff", lambda a, b: a - b),
+                                 (gc, "mem_free", lambda: heap)):
+            patched.append((mod, name, getattr(mod, name, None)))
+            setattr(mod, name, value)
+    else:
+        sys.stdin = types.SimpleNamespace(buffer=_In(rd))
+        sys.stdout = types.SimpleNamespace(buffer=_Out(wr), write=lambda s: wr(s.encode(), len(s)),
+                                           flush=lambda: None)
     try:
-        yield uart
+        yield line
     finally:
+        sys.stdin, sys.stdout = stdio
         for mod, name, old in patched:
             if old is None:
                 delattr(mod, name)
@@ -100,3 +117,21 @@ def uart_board(rd, wr, heap=9000):
                 sys.modules.pop(n, None)
             else:
                 sys.modules[n] = old
+
+
+def serve(rd, wr, uart=False):
+    """Boot (firmware/main.py) and serve until the host asks for the REPL."""
+    path = firmware_dir() / "main.py"
+    code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    with board(rd, wr, uart):
+        exec(code, {"__name__": "__main__"})
+
+
+def store(blob):
+    """Save ``blob`` in the model store of the current folder as the board does
+    after an upload (fwload finds the newest slot, fwsave writes the other)."""
+    import fwload
+    import fwsave
+    me = types.SimpleNamespace(A=0, lazy=lambda n: __import__(n).do)
+    fwload.do(me)
+    fwsave.do(me, bytearray(blob))

@@ -230,8 +230,7 @@ def test_engine_reassembles_frames_read_in_any_pieces(tmp_path, monkeypatch):
             pos[0] += n
             return n
 
-        with fwhost.uart_board(rd, lambda b, n: out.extend(bytes(b[:n]))):
-            fwhost.serve()
+        fwhost.serve(rd, lambda b, n: out.extend(bytes(b[:n])), uart=True)
         got = P.FrameDecoder().feed(bytes(out))
         stats = P.parse_stats(got[-2][2])
         seen[step] = [f for f in got if f[0] != P.STATS | P.REPLY] + \
