@@ -1,11 +1,14 @@
 """Fuzzing the firmware's frame parser and dispatcher under CPython (issue 5, DESIGN.md §7, §9).
 
-The real serving loop (``fwdisp.run`` with the plain-Python kernels of
-``fwcobs``, the real ``fwmodel`` and ``fwstore``) reads from a feeder that
-hands it one chunk of bytes at a time; when the firmware asks for more, the
-previous chunk has been fully handled and everything it wrote is that chunk's
-answer. Over > 100,000 random, structured and mutated frames (a seeded numpy
-generator for the bulk, hypothesis with a fixed seed for short sequences):
+The real serving loop on the plain path (``fwd`` booted as main.py does where
+there is no fwk.bin, tests/fwhost.py: the frame engine ``fwcobs.eng``, the
+msg kernel ``fwplain.msg``, INFER ``fwplain.inf``, ``fwq`` and its request
+handlers, the model store fwload/fwslot/fwsave in the current folder) reads
+from a feeder that hands it one chunk of bytes at a time; when the firmware
+asks for more, the previous chunk has been fully handled and everything it
+wrote is that chunk's answer. Over > 100,000 random, structured and mutated
+frames (a seeded numpy generator for the bulk, hypothesis with a fixed seed
+for short sequences):
 
 * no exception escapes the firmware, and no chunk takes unbounded time (a
   generous watchdog per chunk catches an endless loop -- not a speed test);
@@ -18,17 +21,15 @@ generator for the bulk, hypothesis with a fixed seed for short sequences):
   the model slot; lengths are checked before allocation (huge UP_BEGIN
   totals, overlong fragments: E_BAD_LEN, no MemoryError).
 
-Both I/O configurations run: ``uart`` (the micro:bit's limits: 60-byte frames,
-244-byte messages, 64-byte reads) and ``stdin`` (ESP32/RP2040/pyboard/mpy-wasm:
-260-byte frames, 1-byte reads).
+Both I/O configurations run: ``uart`` (a micro:bit-style ``microbit.uart``
+line: the V1's limits, 60-byte frames, 244-byte messages, 64-byte reads) and
+``stdin`` (ESP32/RP2040/pyboard/mpy-wasm: 260-byte frames, 1-byte reads).
 """
 import ast
 import gc
-import os
+import re
 import signal
 import struct
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ from neurondyn.bench.reliability import (LIMITS, REPLY_TYPES, REQUESTS, SOURCE_P
 from neurondyn.model import Model
 from neurondyn.paths import firmware_dir
 
-sys.path.insert(0, str(firmware_dir()))
+import fwhost  # noqa: E402  (tests/: the firmware's plain path under CPython)
 
 WATCHDOG_S = 20.0      # per chunk: catches a hang, far above any real chunk's time
 
@@ -65,7 +66,7 @@ class Hang(BaseException):
 
 
 class Feeder:
-    """rd/wr for fwdisp.run: one chunk at a time, every chunk's answer checked."""
+    """rd/wr for the firmware: one chunk at a time, every chunk's answer checked."""
 
     def __init__(self, chunks, check):
         self.chunks = iter(chunks)
@@ -74,6 +75,7 @@ class Feeder:
         self.pos = 0
         self.out = bytearray()
         self.count = 0
+        self.repl = 0
 
     def rd(self, buf):
         if self.cur is None or self.pos >= len(self.cur):
@@ -96,39 +98,31 @@ class Feeder:
 
 
 @pytest.fixture
-def firmware(tmp_path):
-    """fwdisp with its model slot in tmp_path, for one I/O configuration."""
-    import fwdisp
-    import fwstore
-    old_dir = fwstore.DIR
-    fwstore.DIR = str(tmp_path) + "/"
-    fwstore.save(bytearray(BLOB))
+def firmware(tmp_path, monkeypatch):
+    """The firmware with its model store in tmp_path, for one I/O configuration."""
+    monkeypatch.chdir(tmp_path)
+    fwhost.store(BLOB)
     (tmp_path / "main.py").write_bytes(b"# the board's boot file: must survive\n")
 
     def on_alarm(signum, frame):
         raise Hang()
     old_alarm = signal.signal(signal.SIGALRM, on_alarm)
-    gc.freeze()                     # the uart config collects often: keep that cheap
-    was_enabled = gc.isenabled()    # the stdin config turns the collector off
+    gc.freeze()                     # the uart config collects at HELLO/STATS: keep that cheap
+    was_enabled = gc.isenabled()
 
     def serve(io, chunks, check):
-        if io == "uart":
-            sys.modules["fwcfg"] = types.SimpleNamespace(IO="uart", BOARD="microbit-v1",
-                                                         BAUD=115200)
         feeder = Feeder(chunks, check)
         try:
-            while True:
-                fwdisp.run(feeder.rd, feeder.wr)     # returns only after a REPL request
-                feeder.repl = getattr(feeder, "repl", 0) + 1
+            while True:             # fwd returns only after a REPL request: boot again
+                fwhost.serve(feeder.rd, feeder.wr, uart=io == "uart")
+                feeder.repl += 1
         except Done:
             pass
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            sys.modules.pop("fwcfg", None)
         return feeder
 
     yield serve
-    fwstore.DIR = old_dir
     signal.signal(signal.SIGALRM, old_alarm)
     gc.unfreeze()
     if was_enabled:
@@ -170,10 +164,19 @@ def checker(io, stats):
 
 
 # -- the bulk: the seeded generator the board fuzz of `ndyn bench reliability` uses ---
+REPL_EVERY = 5000
+
+
 def bulk(rng, io, count):
-    """Random, structured and mutated frames; REPL (leaves the loop) rarely, stdin only
-    (the uart config's REPL path needs the real microbit.uart)."""
-    return fuzz_chunks(rng, io, count, repl=0.1 if io == "stdin" else 0.0)
+    """Random, structured and mutated frames; every REPL_EVERY-th chunk a REPL
+    request (the firmware leaves its loop; the board boots again), after two
+    HELLOs (the second one new to the duplicate cache: it ends any message
+    the fuzz left half-received)."""
+    for i, chunk in enumerate(fuzz_chunks(rng, io, count)):
+        if i % REPL_EVERY == REPL_EVERY - 1:
+            chunk = b"".join(P.build_frame(t, (i + k) & 255, p) for k, (t, p) in
+                             enumerate([(P.HELLO, b"\x01"), (P.HELLO, b"\x01"), (P.REPL, b"")]))
+        yield chunk
 
 
 def normal_session(serve, io, tmp_path):
@@ -214,7 +217,7 @@ def test_bulk_fuzz_never_crashes_hangs_or_answers_garbage(firmware, tmp_path, io
     stats = {"frames": 0, "naks": 0, "replies": 0, "errors": 0}
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     feeder = firmware(io, bulk(rng, io, count), checker(io, stats))
-    assert feeder.count == count
+    assert feeder.count == count and feeder.repl >= count // REPL_EVERY
     assert stats["frames"] >= count
     # every kind of answer was exercised
     assert stats["naks"] > 1000 and stats["replies"] > 1000 and stats["errors"] > 1000, stats
@@ -316,64 +319,131 @@ def _slot_name(node):
     return any(c.startswith("ndm_") for c in _consts(node))
 
 
-def test_firmware_sources_cannot_execute_or_write_what_they_receive():
-    """Static, over every module of the serving firmware:
+def _scopes(tree):
+    """{node: the innermost function (or the module) it belongs to}."""
+    owner = {}
 
-    * no eval / compile; ``exec`` and ``__import__`` of a computed name only
-      inside *loaders* (functions that run one of the firmware's own source
-      files, ``open(name + '.py')``), and every call of a loader names its
-      module with a string literal -- so what runs is always a file of ours;
-    * files are opened for writing only by fwstore, only the model slot
-      (``ndm_`` names, which can never be a ``.py`` file a loader would run);
-      reads only of ``.py`` sources, ``ndm_`` slots or literal names.
+    def visit(node, scope):
+        for child in ast.iter_child_nodes(node):
+            owner[child] = scope
+            visit(child, child if isinstance(child, ast.FunctionDef) else scope)
+    visit(tree, tree)
+    return owner
+
+
+def _callee(node):
+    return node.func.id if isinstance(node.func, ast.Name) else \
+        node.func.attr if isinstance(node.func, ast.Attribute) else None
+
+
+HANDLER = re.compile(r"^fw[a-z0-9]*%02x$")     # 'fwr%02x' % type: fwr05.py, fwr10.py, ...
+
+
+def _our_module(arg):
+    """A module name a loader may be given: a literal, or the handler file of a
+    request type ('fwr%02x' % an int: only hex digits can follow the prefix)."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return "." not in arg.value and "/" not in arg.value
+    return (isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod)
+            and isinstance(arg.left, ast.Constant) and isinstance(arg.left.value, str)
+            and bool(HANDLER.match(arg.left.value)))
+
+
+def test_firmware_sources_cannot_execute_or_write_what_they_receive():
+    """Static, over every file of the firmware an image ships (main.py's closure):
+
+    * no eval / compile; ``exec`` only of a file opened under a ``.py`` name
+      (``exec(f.read())`` with ``f = open(... '.py')``): what runs is a source
+      file of ours, never received bytes;
+    * a *loader* runs a source file whose name its callers give (fwd.lazy:
+      ``open(n + '.py')``, or ``__import__(n)`` where the file is missing);
+      ``__import__`` of a computed name only inside loaders, and every call of
+      a loader names its module with a literal, or the handler of a request
+      type ('fwr%02x' % type);
+    * files are written only as model slots (``ndm_`` names, which can never be
+      a ``.py`` file a loader would run), the plain path's by fwsave; removed or
+      renamed only as slots; read only as ``.py`` sources, slots or literal names.
     """
     required, optional = deploy.firmware_closure(firmware_dir())
     trees = {name: ast.parse((firmware_dir() / name).read_text(), name)
              for name in required + optional}
-    loaders = set()         # run a source file whose name their callers give
-    runners = set()         # run a source file (named by a literal or by their callers)
+    loaders, writers, runs = set(), set(), 0
     for name, tree in trees.items():
-        for fn in ast.walk(tree):
-            if not isinstance(fn, ast.FunctionDef):
+        owner = _scopes(tree)
+        opened = {}                 # (scope, variable) -> the open() call assigned to it
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                    and _callee(node.value) == "open"):
+                opened[owner[node], node.targets[0].id] = node.value
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and _callee(node) == "exec"):
                 continue
-            for node in ast.walk(fn):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-                        node.func.id == "exec" or (node.func.id == "__import__"
-                                                   and not isinstance(node.args[0], ast.Constant))):
-                    opens = [c for c in ast.walk(fn) if isinstance(c, ast.Call)
-                             and isinstance(c.func, ast.Name) and c.func.id == "open"]
-                    assert opens and all(_source_name(c.args[0]) for c in opens), (name, fn.name)
-                    runners.add(fn.name)
-                    if not all(isinstance(c.args[0], ast.Constant) for c in opens):
-                        loaders.add(fn.name)     # the file name comes from its callers
+            arg = node.args[0]
+            assert (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute)
+                    and arg.func.attr == "read" and isinstance(arg.func.value, ast.Name)
+                    and (owner[node], arg.func.value.id) in opened), (name, node.lineno)
+            source = opened[owner[node], arg.func.value.id].args[0]
+            assert _source_name(source), (name, node.lineno)
+            runs += 1
+            if not isinstance(source, ast.Constant):
+                assert isinstance(owner[node], ast.FunctionDef), (name, node.lineno)
+                loaders.add(owner[node].name)        # the file name comes from its callers
+    assert runs and "lazy" in loaders
     for name, tree in trees.items():
+        owner = _scopes(tree)
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            callee = node.func.id if isinstance(node.func, ast.Name) else \
-                node.func.attr if isinstance(node.func, ast.Attribute) else None
+            callee = _callee(node)
             assert callee not in ("eval", "compile", "execfile"), (name, node.lineno)
-            if callee == "exec":
-                continue                                   # checked above: loaders only
-            if callee == "__import__" or callee in loaders:
-                if not (callee == "__import__" and _inside_loader(tree, node, runners)):
-                    assert node.args and isinstance(node.args[0], ast.Constant), \
-                        (name, node.lineno, callee)
+            if callee == "__import__" and not isinstance(node.args[0], ast.Constant):
+                scope = owner[node]
+                assert isinstance(scope, ast.FunctionDef) and scope.name in loaders, \
+                    (name, node.lineno)
+            if callee in loaders and not (isinstance(node.func, ast.Name) and
+                                          isinstance(owner[node], ast.FunctionDef) and
+                                          owner[node].name == callee):
+                assert node.args and _our_module(node.args[0]), (name, node.lineno, callee)
+            if callee in ("remove", "rename", "unlink", "rmdir"):
+                assert node.args and all(_slot_name(a) and not _source_name(a)
+                                         for a in node.args), (name, node.lineno, callee)
             if callee == "open" and isinstance(node.func, ast.Name):
                 mode = node.args[1] if len(node.args) > 1 else next(
                     (k.value for k in node.keywords if k.arg == "mode"), ast.Constant("r"))
                 mode = mode.value if isinstance(mode, ast.Constant) else "?"
                 if set(mode) & set("wax+?"):
-                    assert name == "fwstore.py" and _slot_name(node.args[0]), (name, node.lineno, mode)
+                    assert _slot_name(node.args[0]) and not _source_name(node.args[0]), \
+                        (name, node.lineno, mode)
+                    writers.add(name)
                 else:
                     assert _source_name(node.args[0]) or _slot_name(node.args[0]) or \
                         isinstance(node.args[0], ast.Constant), (name, node.lineno)
-    assert "fwstore.py" in trees
+    assert "fwsave.py" in writers
 
 
-def _inside_loader(tree, target, loaders):
-    for fn in ast.walk(tree):
-        if isinstance(fn, ast.FunctionDef) and fn.name in loaders:
-            if any(n is target for n in ast.walk(fn)):
-                return True
-    return False
+@pytest.mark.parametrize("code, ok", [
+    ("def lazy(n):\n    f = open(n + '.py')\n    exec(f.read(), {})\n", True),
+    ("def go(me, b):\n    me.lazy('fwr%02x' % b)\n", True),
+    ("def go(me, b):\n    me.lazy(b)\n", False),                     # a computed module name
+    ("def go(me, b):\n    me.lazy('%s' % b)\n", False),
+    ("def go(g):\n    exec(g)\n", False),                            # received bytes run
+    ("def go(n):\n    f = open(n)\n    exec(f.read())\n", False),   # not a source file
+    ("def go(b):\n    f = open('main.py', 'w')\n    f.write(b)\n", False),
+    ("def go(b):\n    f = open('ndm_' + 'ab'[b], 'wb')\n", True),
+    ("def go():\n    __import__('os').remove('main.py')\n", False),
+    ("def go(s):\n    eval(s)\n", False),
+])
+def test_the_static_check_tells_them_apart(tmp_path, monkeypatch, code, ok):
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    lazy = "def lazy(n):\n    f = open(n + '.py')\n    exec(f.read(), {})\n"
+    (fw / "main.py").write_text("import fwx, fwsave\n")
+    (fw / "fwsave.py").write_text("def do(me, b):\n    open('ndm_a', 'wb').write(b)\n" + lazy)
+    (fw / "fwx.py").write_text(code)
+    monkeypatch.setattr(__import__(__name__), "firmware_dir", lambda: fw)
+    if ok:
+        test_firmware_sources_cannot_execute_or_write_what_they_receive()
+    else:
+        with pytest.raises(AssertionError):
+            test_firmware_sources_cannot_execute_or_write_what_they_receive()
