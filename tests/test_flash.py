@@ -58,9 +58,13 @@ def test_hex_image_holds_firmware_config_and_model(tmp_path, toy_firmware, model
     profile = boards.get_profile("microbit-v1")
     expected = deploy.image_files(profile, model_file.read_bytes())
     assert files == expected
-    assert b"IO = 'uart'" in files["fwcfg.py"]
-    assert files["main.py"] == b"\nimport fwcfg\nimport fwtoy\nprint('TOY', fwcfg.BOARD)\n"  # minified
-    assert files["fwtoy.py"].startswith(b"0\nX = 1\n")
+    cfg = {}
+    exec(files["fwcfg.py"], cfg)                # compacted, names shortened: what it says counts
+    assert cfg["do"]()[:3] == ("uart", "microbit-v1", 115200)
+    # compacted (comments and docstrings gone, statements joined), then the
+    # qstr warm-up block (if 0:) the V1 lexes first thing
+    assert files["main.py"].startswith(b"import fwcfg\nimport fwtoy\nprint('TOY',fwcfg.BOARD)\nif 0:\n")
+    assert files["fwtoy.py"].startswith(b"X=1\n")
     assert "fwdeep.py" in files                # reached through a guarded import
     assert "fwbench.py" not in files           # never imported by main.py: stays on the host
     # the model travels byte for byte in whatever file(s) the firmware's store uses
@@ -71,9 +75,10 @@ def test_optional_modules_ship_only_where_they_fit(toy_firmware, tmp_path, model
     (toy_firmware / "fwtoy.py").write_text(
         "try:\n    T = __import__('fwextra').go\nexcept ImportError:\n    T = None\n")
     (toy_firmware / "fwextra.py").write_text("import fwextra2\ndef go():\n    return fwextra2.X\n")
-    # big enough for the micro:bit's 29 KB file system to refuse it (code, not comments)
-    (toy_firmware / "fwextra2.py").write_text("X = 1\n" + "Y%d = %d\n" * 3000 % tuple(
-        v for i in range(3000) for v in (i, i)))
+    # big enough for the micro:bit's 29 KB file system to refuse it (code, not
+    # comments; string constants: compaction does not shorten them)
+    (toy_firmware / "fwextra2.py").write_text("X = 1\n" + "".join(
+        "Y%d = %r\n" % (i, "v%010d" % (i * 7919)) for i in range(3000)))
     required, optional = deploy.firmware_closure(toy_firmware)
     assert required == ["main.py", "fwtoy.py"] and optional == ["fwextra.py", "fwextra2.py"]
     esp = deploy.fitting_firmware(boards.get_profile("esp32"), model_file.read_bytes())
