@@ -10,13 +10,13 @@ import pytest
 import serial
 
 from neurondyn.errors import DeviceError, UserError
-from neurondyn.vboard.minify import minify, same_program
+from neurondyn.vboard.minify import minify, minify_checked, same_program
 from neurondyn.vboard import (MicrobitSession, MicrobitVM, ReplError, WasmBoard,
                               build_microbit_hex, run_on_microbit, run_on_wasm)
 
 PROBE = "import sys, gc, helper\nprint(sys.implementation.version[:3], gc.mem_free(), helper.twice(21))\n"
 FILES = {"helper.py": "def twice(x):\n    return 2 * x\n",
-         # comments and docstrings: minified on the way to the board, line numbers kept
+         # comments and docstrings: compacted on the way to the board (minify_checked)
          "liner.py": ('"""Module docstring\nover two lines."""\n'
                       "# a comment line\n"
                       "def fail():\n"
@@ -61,10 +61,13 @@ def test_script_runs_on_micropython_1_9_2(microbit):
     assert answer == 42
 
 
-def test_minified_module_keeps_line_numbers_on_the_board(microbit):
+def test_compacted_module_runs_the_same_on_the_board(microbit):
     with pytest.raises(ReplError) as info:
         microbit.run("import liner\nliner.fail()")
-    assert 'File "liner.py", line 7' in info.value.stderr
+    # the board ran the compacted file: docstrings and comments gone, the
+    # function on one line; the '#' inside the string is not a comment
+    assert minify_checked(FILES["liner.py"]).startswith("def fail():")
+    assert 'File "liner.py", line 1, in fail' in info.value.stderr
     assert "ValueError: # not a comment" in info.value.stderr
 
 
