@@ -1,15 +1,20 @@
 """End to end over a real pty on the virtual boards: firmware + link + ``ndyn stream``.
 
-* the firmware's frame kernels inside real MicroPython: current MicroPython
-  (mpy-wasm: the plain-Python fwcobs) and MicroPython 1.9.2 on the virtual
-  micro:bit (fwkl, pre-assembled from firmware/asm/fwcasm.py), byte-identical to the host's frames;
+* the firmware's frame kernels (frm: CRC + COBS out; scan + chk: a frame in;
+  copy) inside real MicroPython, byte-identical to the host's frames: current
+  MicroPython (mpy-wasm: the plain-Python fwcobs, called through fwplain.call
+  as fwd calls it) and MicroPython 1.9.2 on the virtual micro:bit (the Thumb
+  kernels in fwk.bin, laid out by neurondyn.thumb, found and checked by the
+  board's F and called through fwxa.X);
 * mpy-wasm board (the sys.stdin.buffer backend of ESP32/RP2040/pyboard):
   stream a 30 -> 12 model's data -> board predictions equal ``Model.predict``
   within 1e-4 (|host| + rms(host)); bad rows (non-positive input, NaN) are
   per-row errors and the board keeps serving; int16 inputs; upload of a second
   model into the running board -> it serves the new model;
-* virtual micro:bit V1 (microbit.uart backend, 64-byte UART buffer): the same
-  stream and parity through the emulated UART, plus heap and device timings.
+* virtual micro:bit V1 (microbit.uart backend, 64-byte UART buffer): the
+  whole firmware moves frames of every size up to the 60-byte wire limit
+  through the emulated UART without loss (the stream, parity, heap and device
+  timings on the V1: tests/test_microbit_e2e.py).
 """
 import json
 import os
@@ -72,19 +77,15 @@ VECTOR_SRC = [(1, 0, "bytes(0)"), (4, 7, "bytes(range(53))"), (0x84, 255, "bytes
 VECTORS = [(t, s, eval(e)) for t, s, e in VECTOR_SRC]
 
 KERNEL_SCRIPT = """
-K = %s
 def frame(t, s, p):
     raw = bytearray(len(p) + 4)
     raw[0] = t
     raw[1] = s
     for i in range(len(p)):
         raw[2 + i] = p[i]
-    c = crc16(raw, len(p) + 2)
-    raw[len(p) + 2] = c & 255
-    raw[len(p) + 3] = c >> 8
-    out = bytearray(len(raw) + 6)
-    n = encode(out, raw, len(raw))
-    # read it back the way the board does: scan in chunks, decode, check
+    tx = bytearray(len(raw) + 6)
+    n = X(tx, raw, len(p) + 2, FRM)
+    # read it back the way the board does: scan in 7-byte reads, then chk
     rx = bytearray(len(raw) + 80)
     ch = bytearray(7)
     pos = 0
@@ -92,10 +93,10 @@ def frame(t, s, p):
     for a in range(0, n, 7):
         m = min(7, n - a)
         for i in range(m):
-            ch[i] = out[a + i]
+            ch[i] = tx[a + i]
         st = 0
         while st < m:
-            r = scan(rx, pos, ch, st | (m << 8))
+            r = X(rx, ch, pos | st << 11 | m << 19, SCAN)
             if not r & 0x800:
                 pos = r & 0x7FF
                 break
@@ -103,17 +104,15 @@ def frame(t, s, p):
             k = r & 0x7FF
             pos = 0
             if k:
-                d = decode(rx, k)
-                ok = crc16(rx, d - 2) == rx[d - 2] | (rx[d - 1] << 8)
-                got = d if ok else -2
+                got = X(rx, k, 0, CHK)
     cp = bytearray(8)
-    copy(cp, 3, raw, 0 | (4 << 16))
-    print(K, n, end=' ')
+    X(cp, raw, 3 | 0 << 14 | 4 << 21, COPY)
+    print(TAG, n, end=' ')
     for i in range(n):
-        print('%%02x' %% out[i], end='')
+        print('%02x' % tx[i], end='')
     print('', got, end=' ')
     for v in cp:
-        print('%%02x' %% v, end='')
+        print('%02x' % v, end='')
     print()
 """
 
@@ -123,7 +122,8 @@ def kernel_calls():
 
 
 def check_kernel_output(out, tag):
-    """Each line: tag, wire length, wire hex, decoded length, copy result: as the host says."""
+    """Each line: tag, wire length, wire hex, chk's decoded length, copy result: as
+    the host says."""
     rows = [ln.split() for ln in out.strip().splitlines() if ln.startswith(tag)]
     assert len(rows) == len(VECTORS), out
     for (t, s, p), row in zip(VECTORS, rows):
@@ -134,10 +134,18 @@ def check_kernel_output(out, tag):
         assert row[4] == (b"\x00" * 3 + raw[0:4] + b"\x00").hex()
 
 
+def entry(name):
+    """The index of a kernel in E (fwd's tuple; kernels.ENTRIES is its order)."""
+    from neurondyn.kernels import ENTRIES
+    (i,) = [i for i, (_, n) in enumerate(ENTRIES) if n == name]
+    return i
+
+
 def test_plain_kernels_in_current_micropython():
-    files = {"fwcobs.py": (firmware_dir() / "fwcobs.py").read_bytes()}
-    script = ("from fwcobs import crc16, decode, encode, scan, copy\n"
-              + KERNEL_SCRIPT % "'W'" + kernel_calls() + "\n")
+    files = {n: (firmware_dir() / n).read_bytes() for n in ("fwcobs.py", "fwplain.py")}
+    script = ("from fwcobs import chk, frm, scan, copy\nfrom fwplain import call as X\n"
+              "TAG, CHK, FRM, SCAN, COPY = 'W', chk, frm, scan, copy\n"
+              + KERNEL_SCRIPT + kernel_calls() + "\n")
     check_kernel_output(run_on_wasm(files, script, timeout=60), "W")
 
 
@@ -230,92 +238,52 @@ def test_wasm_upload_second_model_then_serves_it():
 
 # -- virtual micro:bit V1 ------------------------------------------------------
 def test_asm_kernels_in_micropython_1_9_2():
-    files = {"fwkl.py": (firmware_dir() / "fwkl.py").read_bytes()}
+    from neurondyn import kernels, thumb
+    files = {thumb.BLOB_NAME: kernels.blob()}         # first: consecutive chunks
+    finders = [n for n in ("fwxa.py", "fwxf.py") if (firmware_dir() / n).is_file()]
+    files.update({n: (firmware_dir() / n).read_bytes() for n in finders})
     with MicrobitSession(files) as s:
         # in small pieces: each script is compiled in the V1's ~9 KB heap
-        s.run("from fwkl import crc16, decode, encode, scan, copy\n")
-        s.run(KERNEL_SCRIPT % "'M'")
+        s.run("import fwxa\nX, P = fwxa.X, fwxa.P\n")
+        # F: where fwk.bin is (fwxa's, or fwxf's where the boot finds it first thing)
+        s.run("try:\n F = fwxa.F\nexcept AttributeError:\n from fwxf import F\n"
+              "a = F(0x30000)\nprint(a)\n")
+        s.run("E = tuple(a + P(a + 20 + 2 * i) + 1 for i in range(P(a + 14)))\n"
+              "TAG, CHK, FRM, SCAN, COPY = 'M', E[%d], E[%d], E[%d], E[%d]\n"
+              % tuple(entry(n) for n in ("chk", "frm", "scan", "copy")))
+        assert s.run("print(len(E), a > 0x30000)").split() == [str(len(kernels.ENTRIES)), "True"]
+        s.run(KERNEL_SCRIPT)
         out = "".join(s.run("frame(%d, %d, %s)\n" % v, timeout=60) for v in VECTOR_SRC)
         check_kernel_output(out, "M")
 
 
-# The real link layer as deployed (fwkl kernels + fwlink.frame) with a small
-# echo loop: frames of every size up to the 60-byte wire limit go through the
-# emulated 64-byte UART buffer without loss.
-ECHO_MAIN = """
-while True:
-    try:
-        import micropython
-        micropython.kbd_intr(-1)
-        break
-    except KeyboardInterrupt:
-        pass
-import fwkl as K
-import fwlink as L
-from microbit import uart
-uart.init(115200)
-micropython.kbd_intr(-1)
-L.rd = uart.readinto
-def wr(b, n):
-    uart.write(b[:n])
-L.wr = wr
-L.crc16, L.decode, L.encode, L.scan = K.crc16, K.decode, K.encode, K.scan
-L.st = [0] * 11
-L.W = 60
-L.rx = bytearray(124)
-L.ch = bytearray(64)
-raw = bytearray(104)
-tx = bytearray(110)
-while True:
-    n = L.frame() - 4
-    t = L.rx[0]
-    K.copy(raw, 2, L.rx, 2 | (n << 16))
-    raw[0] = 0x80 | t
-    raw[1] = L.rx[1]
-    c = K.crc16(raw, n + 2)
-    raw[n + 2] = c & 255
-    raw[n + 3] = c >> 8
-    wr(tx, K.encode(tx, raw, n + 4))
-    if t == 5:
-        micropython.kbd_intr(3)
-        break
-"""
-
-
-def test_v1_link_layer_moves_max_size_frames_without_loss():
+def test_v1_firmware_moves_max_size_frames_without_loss():
+    """The whole V1 firmware behind the emulated 64-byte UART buffer: frames of
+    every size up to the 60-byte wire limit, each answered, none lost or
+    corrupted (no retransmission, no NAK, the board's own counters clean)."""
     from neurondyn.link import Transport
-    import time
-    files = deploy.firmware_files(boards.get_profile("microbit-v1"))
-    files = {k: v for k, v in files.items() if k in ("fwkl.py", "fwlink.py", "fwcfg.py")}
-    files["main.py"] = ECHO_MAIN.encode()
+    files = deploy.image_files(boards.get_profile("microbit-v1"))
     with MicrobitVM(files=files) as vm:
+        info = deploy.wait_for_hello(vm.port, 60, give_up=vm.boot_error)
+        assert info is not None, vm.boot_error() or vm.console_log()[-400:]
+        assert info["max_payload"] == 53 and info["board"] == "microbit-v1"
         b = Board(Transport(vm.port), timeout=1.0)
         try:
-            deadline = time.monotonic() + 20
-            while True:                      # wait for the firmware to boot
-                try:
-                    b._exchange(P.STATS, b"", 0.5, "boot")
-                    break
-                except DeviceError:
-                    if time.monotonic() > deadline:
-                        b.t.ser.write(b"\r\x03")
-                        raise AssertionError("V1 echo firmware did not start: %r"
-                                             % b.t.ser.read(400))
-            b.retransmits = 0
+            b.hello()
+            before = b.stats()
+            b.retransmits = b.naks = 0
             rng = random.Random(1)
             for i in range(150):
-                size = rng.choice([0, 1, 17, 40, 52, 53])
-                payload = bytes(rng.randrange(256) for _ in range(size))
-                assert len(P.build_frame(P.INFER, 0, payload)) <= 60
-                try:
-                    rtype, body = b._exchange(P.INFER, payload, 1.0, "echo")
-                except DeviceError:
-                    b.t.ser.write(b"\r\x03")     # what does the board say?
-                    raise AssertionError("frame %d (%d bytes) unanswered; board: %r"
-                                         % (i, size, b.t.ser.read(400)))
-                assert (rtype, body) == (P.INFER | P.REPLY, payload)
+                size = rng.choice([1, 2, 17, 40, 52, 53])
+                payload = bytes([1]) + bytes(rng.randrange(256) for _ in range(size - 1))
+                assert len(P.build_frame(P.HELLO, 0, payload)) <= 60
+                rtype, body = b._exchange(P.HELLO, payload, 1.0, "HELLO")
+                assert rtype == P.HELLO | P.REPLY and P.parse_hello(body)["proto"] == 1, i
             # stop-and-wait keeps every frame inside the UART buffer: nothing lost
             assert b.retransmits == 0 and b.naks == 0
-            b._exchange(P.REPL, b"", 1.0, "repl")
+            after = b.stats()
+            assert after["bad_crc"] == before["bad_crc"] and after["bad_frame"] == before["bad_frame"]
+            assert after["frames_ok"] - before["frames_ok"] == 151     # the HELLOs and a STATS
         finally:
             b.close()
+        assert "Traceback" not in vm.console_log()
