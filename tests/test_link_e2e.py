@@ -11,10 +11,11 @@
   within 1e-4 (|host| + rms(host)); bad rows (non-positive input, NaN) are
   per-row errors and the board keeps serving; int16 inputs; upload of a second
   model into the running board -> it serves the new model;
-* virtual micro:bit V1 (microbit.uart backend, 64-byte UART buffer): the
-  whole firmware moves frames of every size up to the 60-byte wire limit
-  through the emulated UART without loss (the stream, parity, heap and device
-  timings on the V1: tests/test_microbit_e2e.py).
+* virtual micro:bit V1 (microbit.uart backend, 64-byte UART buffer, the
+  Thumb kernels in fwk.bin): the whole firmware moves frames of every size up
+  to the 60-byte wire limit through the emulated UART without loss; the same
+  30 -> 12 stream with parity, bad rows and int16, and an upload of a second
+  model (through the V1's restarts into and out of its upload mode).
 """
 import json
 import os
@@ -286,4 +287,34 @@ def test_v1_firmware_moves_max_size_frames_without_loss():
             assert after["frames_ok"] - before["frames_ok"] == 151     # the HELLOs and a STATS
         finally:
             b.close()
+        assert "Traceback" not in vm.console_log()
+
+
+def test_v1_stream_parity_int16_and_upload_through_restarts():
+    model = power_model()
+    blob = ndm.dumps(model)
+    files = deploy.image_files(boards.get_profile("microbit-v1"), blob)
+    with MicrobitVM(files=files) as vm:
+        info = deploy.wait_for_hello(vm.port, 60, give_up=vm.boot_error)
+        assert info is not None, vm.boot_error() or vm.console_log()[-400:]
+        assert info["model_hash"] == ndm.model_hash(blob) and info["fast_paths"]
+        with Board.open(vm.port, timeout=1.0) as b:
+            rows = sample_rows(12, 30, 4)
+            rows[3, 5] = -0.5                     # maps to x <= 0
+            rows[8, 0] = np.nan
+            p, s = b.infer(rows)
+            ok = s == 0
+            assert list(np.flatnonzero(~ok)) == [3, 8] and set(s[~ok]) == {P.E_BAD_INPUT}
+            assert np.all(parity_ok(p[ok], model.predict(rows[ok])))
+            p16, s16 = b.infer(rows, int16=True)
+            assert list(np.flatnonzero(s16)) == [3, 8]
+            deq = P.dequantize_int16(P.quantize_int16(rows, *b._qscale), *b._qscale)
+            assert np.all(parity_ok(p16[ok], model.predict(deq[ok])))
+            second = power_model(d_in=6, d_out=3, k=3, seed=7)
+            info = b.upload(ndm.dumps(second))
+            assert (info["d_in"], info["d_out"], info["k"]) == (6, 3, 3)
+            assert info["model_hash"] == ndm.model_hash(ndm.dumps(second))
+            rows = sample_rows(5, 6, 3)
+            p, s = b.infer(rows)
+            assert not s.any() and np.all(parity_ok(p, second.predict(rows)))
         assert "Traceback" not in vm.console_log()
