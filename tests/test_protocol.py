@@ -281,6 +281,16 @@ def test_dispatcher_serves_parity_bad_input_int16_and_upload(cboard):
         rows2 = np.random.default_rng(2).uniform(0.5, 3, (9, 7))
         p2, s2 = b.infer(rows2)
         assert not s2.any() and np.allclose(p2, m2.predict(rows2), rtol=1e-4, atol=1e-5)
+        # PULL hands the served .ndm back in pieces (total, hash, bytes from an offset)
+        want, got = ndm.dumps(m2), b""
+        while len(got) < len(want):
+            body = b.request(P.PULL, struct.pack("<IH", len(got), 100), what="PULL")
+            total, h = struct.unpack_from("<II", body)
+            assert (total, h) == (len(want), ndm.model_hash(want)) and 8 < len(body) <= 108
+            got += body[8:]
+        assert got == want
+        body = b.request(P.PULL, struct.pack("<IH", len(want), 100), what="PULL")
+        assert body[8:] == b""                            # past the end: no bytes
         st = b.stats()
         assert st["samples"] == 23 * 2 + 9 and st["bad_input"] == 4 and st["dups"] == 0
         assert st["bad_crc"] == 0 and b.retransmits == 0
