@@ -163,8 +163,11 @@ def eng(S, ch, c):
         if t & 0x80:
             e = 4
         elif S[3] and S[4] != b:
-            e = 9
-        elif S[3] + f > S[13] >> 16:
+            if b == 1:  # HELLO: a new session drops a half-received message
+                S[3] = 0
+            else:
+                e = 9
+        if not e and S[3] + f > S[13] >> 16:
             e = 2
         if e:
             S[3] = 0
