@@ -377,6 +377,22 @@ def test_corrupted_request_gets_a_nak_and_is_resent(cboard):
         assert b.stats()["bad_crc"] + b.stats()["bad_frame"] >= 1
 
 
+def test_a_session_that_died_mid_message_does_not_block_the_next_handshake(cboard):
+    """HELLO resets the session state, a half-received message included
+    (docs/protocol.md 4): the next session shakes hands and serves."""
+    m = _model()
+    board = cboard(ndm.dumps(m))
+    with Board.open(board.port, timeout=2.0) as b:
+        rows = np.random.default_rng(3).uniform(0.5, 3, (4, 5))
+        msg = P.infer_payload(rows, P.FMT_F32)
+        rtype, _ = b._exchange(P.INFER | P.MORE, msg[:40], 2.0, "INFER fragment")
+        assert rtype == P.ACK                      # ... and then the host went away
+    with Board.open(board.port, timeout=2.0) as b:
+        assert b.info["model_loaded"]
+        preds, status = b.infer(rows)
+        assert not status.any() and np.allclose(preds, m.predict(rows), rtol=1e-4, atol=1e-5)
+
+
 def test_wrong_protocol_version_is_refused_with_a_clear_message(cboard, monkeypatch):
     board = cboard(None)
     monkeypatch.setattr(P, "PROTO_VERSION", 2)
