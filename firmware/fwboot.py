@@ -47,10 +47,12 @@ def do(me, rd, wr):
     me.wr = wr or me.out
     # mpy-wasm: a collection deep in the call stack traps its VM, so fwd
     # collects at its loop top (1 MB static heap: every 128 KB), the
-    # automatic one off; the V1 collects where it needs room
+    # automatic one off; the V1 collects where it needs room. Boards with a
+    # heap under 256 KB (ESP32, RP2040, pyboard) keep the automatic one: off,
+    # no allocation would ever collect, and f - 128 KB would never be reached
     f = mf()
     lo = 0
-    if not U and f and gc:
+    if not U and f > 262144 and gc:
         lo = f // 2 if f > 4000000 else f - 131072
         gc.disable()
     return (rd, bytearray(64 if U else 1), ticks_us, ticks_diff, mf, gc.collect if gc else int, lo,
