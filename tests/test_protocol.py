@@ -16,6 +16,7 @@
 """
 import os
 import struct
+import sys
 import threading
 import tty
 
@@ -133,6 +134,33 @@ def test_int16_quantisation_round_trip():
     ok = np.isfinite(raw)
     assert np.all(np.abs(back[ok] - raw[ok]) <= sc.max() * 0.51 + 1e-5 * np.abs(raw[ok]))
     assert np.isnan(back[4, 1])
+
+
+@pytest.mark.parametrize("free", [60_000, 100_000, 130_000, 200_000, 1_000_000, 60_000_000])
+def test_boot_leaves_every_heap_a_collector(free, monkeypatch):
+    """fwboot on a stdin board (ESP32, RP2040, pyboard, mpy-wasm: MicroPython's
+    names in place) may turn MicroPython's automatic collector off (mpy-wasm:
+    one deep in a call traps its VM) only if fwd then collects at its loop
+    top: a board whose heap fills with garbage must never be left with
+    neither (gc.disable() means no collection even when an allocation fails:
+    MemoryError)."""
+    import gc
+    import time
+    import types
+    calls = []
+    monkeypatch.setitem(sys.modules, "micropython", types.SimpleNamespace(kbd_intr=lambda c: None))
+    monkeypatch.setattr(time, "ticks_us", lambda: 0, raising=False)
+    monkeypatch.setattr(time, "ticks_diff", lambda a, b: a - b, raising=False)
+    monkeypatch.setattr(gc, "mem_free", lambda: free, raising=False)
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.delitem(sys.modules, "fwcfg", raising=False)
+    import fwboot
+    me = types.SimpleNamespace(lazy=lambda n: __import__(n).do, out=None)
+    r = fwboot.do(me, lambda b: 0, lambda b, n: None)
+    lo = r[6]
+    assert not calls or 0 < lo < free, (calls, lo)
+    if calls:
+        assert free - lo <= max(free // 2, 131072)      # and well before the heap is full
 
 
 # -- the firmware dispatcher under CPython, behind a real pty ----------------
