@@ -12,8 +12,10 @@ loader (rawrepl.MICROBIT_LOADER, ~500 B of heap while a session lives); they
 are compiled in its ~9 KB heap, so keep each one short (a few KB) and put
 bulk code in files.
 A board-side exception raises ``ReplError`` (``.stdout``, ``.stderr``).
-``.py`` files are minified for the micro:bit's 29 KB file system (comments and
-docstrings dropped, line numbers kept: tracebacks match the sources).
+``.py`` files are compacted for the micro:bit's 29 KB file system
+(vboard.minify.minify_checked: comments and docstrings dropped, statements
+joined, local names shortened; line numbers are not kept, so a traceback
+points into the compacted file).
 """
 from __future__ import annotations
 

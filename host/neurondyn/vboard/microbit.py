@@ -44,8 +44,8 @@ def build_microbit_hex(files: dict, out_path, minify: bool = False) -> Path:
     """Write a complete micro:bit V1 image (MicroPython + ``files``) to ``out_path``.
 
     ``files`` maps flat file names (the micro:bit fs has no folders) to bytes or
-    text. ``minify`` strips comments/docstrings from ``.py`` files (line numbers
-    kept; see vboard.minify). The write is atomic; a file set that does not fit
+    text. ``minify`` compacts ``.py`` files (vboard.minify.minify_checked:
+    comments and docstrings gone, line numbers not kept). The write is atomic; a file set that does not fit
     is a UserError.
     """
     import micropython_microbit_fs as mfs
