@@ -1,5 +1,5 @@
 # One-shot setup of fwd.run() (after fwfind has chosen the kernels): the
-# clock, the board's name and whether feeling (fwtrain) ships, the line
+# clock, the board's name, the line
 # (fwcfg.IO: "uart" = microbit.uart at fwcfg.BAUD, REPL detached; "stdin" =
 # sys.stdin/stdout.buffer on ESP32, RP2040, pyboard, mpy-wasm); fwbufs next.
 # Run from its file and dropped after (fwd.lazy). No function defined here
@@ -17,18 +17,10 @@ def do(me, rd, wr):
         from fwcobs import ticks_us, ticks_diff, mem_free as mf
         gc = M = None
     try:  # run, not imported: an imported module stays in the V1's heap
-        IO, BOARD, BAUD = me.lazy('fwcfg')()
+        IO, BOARD, BAUD, ID = me.lazy('fwcfg')()
     except ImportError:
-        IO, BOARD, BAUD = "stdin", "cpython", 0
-    try:  # feeling (fwtrain) where the image ships it, imported when used
-        open('fwtrain.py').close()
-        T = 1
-    except OSError:
-        try:
-            __import__('fwtrain')
-            T = 1
-        except ImportError:
-            T = 0
+        IO, BOARD, BAUD, ID = "stdin", "cpython", 0, b"\x07cpython\x09ndyn-fw 1"
+    T = 1  # feeling: TRAIN and PULL, in the msg kernel
     U = None
     if rd:
         pass
@@ -56,4 +48,4 @@ def do(me, rd, wr):
         lo = f // 2 if f > 4000000 else f - 131072
         gc.disable()
     return (rd, bytearray(64 if U else 1), ticks_us, ticks_diff, mf, gc.collect if gc else int, lo,
-            (BOARD, U, mf, M, T, gc))
+            (ID, U, mf, M, T, gc))

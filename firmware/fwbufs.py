@@ -6,7 +6,7 @@
 from array import array
 
 
-def do(me, BOARD, U, mf, M, T, gc):
+def do(me, ID, U, mf, M, T, gc):
     # V1: 64-byte UART ring buffer, so host frames <= 60 wire bytes; a
     # 100-byte reply holds two 30 -> 12 samples. Others: larger buffers.
     W, PM, MM, R = (60, 53, 244, 100) if U else (260, 250, 1024, 250)
@@ -26,10 +26,9 @@ def do(me, BOARD, U, mf, M, T, gc):
     me.rx = B[0]
     S[5] = -1
     S[13] = W | MM << 16
-    for i in range(5):
-        S[15 + i] = E[(3, 1, 2, 4, 5)[i]]
+    for i in range(7):
+        S[15 + i] = E[(3, 1, 2, 4, 5, 19, 6)[i]]
     me.S = S
-    ID = bytearray([ord(c) for c in chr(len(BOARD)) + BOARD + "\x09ndyn-fw 1"])  # 1.9.2: no str.encode
     me.ID = ID
     S[37] = X(ID, 0, 0, E[8]) if me.A else ID
     S[38] = PM | R << 16

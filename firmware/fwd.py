@@ -8,14 +8,16 @@
 # heap); on other boards they are fwcobs + fwplain (plain Python, the same
 # bytes). A kernel is called as X(a, b, c, E[i]): E[i] is its address on
 # the V1, the Python function elsewhere. E = (eng, chk, frm, scan, copy,
-# inf, crc32, val, addr, liba, libb, ch, at, ro, msg); S is the engine's
+# inf, crc32, val, addr, liba, libb, ch, at, ro, msg, ins, xp, ktab, wir,
+# trn); S is the engine's
 # state (slots: fwfeng.py, fwfmsg.py; 22-31 the STATS counters). The msg
-# kernel answers HELLO, STATS, QSCALE, UP_DATA and PULL.
+# kernel answers HELLO, STATS, QSCALE, UP_DATA, PULL and TRAIN (feeling:
+# the trn kernel).
 # Code that runs once or rarely is run from its file and dropped after
-# (lazy): the boot (fwv1, fwv1b, fwv1m on the V1; fwkern, fwboot, fwbufs,
-# fwload, fwslot elsewhere), fwrTT (the handler of request type TT, see
-# request(): REPL, UP_BEGIN, feeling), fwupc/fwupcp (UP_COMMIT), fwsave (a commit), fwrst
-# (serve the last good model again).
+# (lazy): the boot (fwv1f, fwv1, fwv1m on the V1; fwgo:
+# fwkern, fwboot, fwbufs, fwload, fwslot elsewhere), fwrTT (the handler of request type TT,
+# see fwq: REPL, UP_BEGIN), fwupcp + fwsave (UP_COMMIT), fwrst (serve the
+# last good model again).
 # Received bytes are only parsed as numbers; only the model slot is written.
 # Hooks: do(me, type, seq, n) with me = this module: me.m (model: kernel
 # handle, .ndm bytes, ...), me.g (message), me.raw (reply payload at 2),
@@ -30,7 +32,7 @@ def out(b, n):
 
 
 def outa(a, n):
-    # the V1's writer (fwv1 sets o: microbit.uart): n bytes at address a,
+    # the V1's writer (fwv1f sets o: microbit.uart): n bytes at address a,
     # in the buffer arena raw (at address A0)
     o.write(raw[a - A0:a - A0 + n])  # type: ignore[index]
 
@@ -47,10 +49,13 @@ def reply(t, s, n):
 
 def lazy(n):
     # the function do of module n, run from its file: dropped again when
-    # done with (the V1
-    # (1.9.2) has no sys.modules, so an imported module would stay for good.
-    # CPython tests import it (firmware/ is on sys.path). The source is read
-    # in one block: keep every lazy file small (V1: under ~1 KB compacted).
+    # done with (the V1 (1.9.2) has no sys.modules, so an imported module
+    # would stay for good). CPython tests import it (firmware/ is on
+    # sys.path). The source is read in one block and compiled at once, which
+    # on the V1 takes a few KB of heap in few pieces: keep every lazy file
+    # small (under ~1 KB compacted); on the V1 (A) a collection after it,
+    # so that what it makes goes low (not elsewhere: mpy-wasm's collector
+    # does not see the locals of deep calls, it frees them).
     try:
         f = open(n + '.py')
     except OSError:
@@ -62,42 +67,18 @@ def lazy(n):
     d = {}
     exec(f.read(k), d)
     f.close()
+    if A:
+        __import__('gc').collect()
     return d['do']
 
 
-def run(rd=None, w=None):
+def run(rd=None, w=None, r=None):
     # serve until the host asks for the REPL. rd(buf) -> bytes read (0 or
-    # None: none yet), w(buf, n) sends buf[:n]; default: the board's line
+    # None: none yet), w(buf, n) sends buf[:n]; default: the board's line.
+    # r: what the micro:bit V1's boot returned (main.py)
     me = __import__('fwd')
-    a = 0
-    try:  # the V1: its Thumb kernels, in fwk.bin in flash
-        open('fwk.bin').close()
-        import fwxa
-        a = fwxa.F(0x30000)
-    except Exception:
-        pass
-    Q = me
-    if a:  # the V1: its boot files compiled first, then its buffers allocated at once
-        try:  # upload mode (after UP_BEGIN): no model, the upload's handlers
-            __import__('os').remove('ndm_u')
-            Q = __import__('fwv')
-        except OSError:
-            pass
-        b, c, d = lazy('fwv1m'), lazy('fwv1b'), lazy('fwcfg')()
-        lazy('fwv1')(me, Q is me)
-        rd, ch, tu, td, mf, gc, lo = c(me, a, d)
-        if Q is not me:
-            b = None
-    else:
-        lazy('fwkern')(me)
-        rd, ch, tu, td, mf, gc, lo, b = lazy('fwboot')(me, rd, w)
-        lazy('fwbufs')(me, *b)
-        b = lazy('fwload')
-        Q = __import__('fwq')  # the rarer requests; fwd's own on the V1
-    b = b and b(me)  # the last good model (fwv1m installs it itself)
-    if b:
-        __import__('fwplain').install(me, b)
-    b = c = d = None  # the boot files' functions go
+    r = r or lazy('fwgo')(me, rd, w)  # the boot (the V1's: main.py)
+    rd, ch, tu, td, mf, gc, lo, Q = r
     C = P[9]
     C()
     s0 = n0 = 0

@@ -6,7 +6,7 @@
 
 def do(me):
     from fwcobs import eng, chk, frm, scan, copy
-    from fwplain import inf, crc32, msg, call
+    from fwplain import inf, crc32, msg, trn, call
     me.A = 0
     me.X = call
-    me.E = (eng, chk, frm, scan, copy, inf, crc32) + (0,) * 7 + (msg,)
+    me.E = (eng, chk, frm, scan, copy, inf, crc32) + (0,) * 7 + (msg, 0, 0, 0, 0, trn)

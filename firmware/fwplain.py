@@ -179,7 +179,7 @@ NAN = float('nan')
 
 def msg(S, h, _=0):
     # the msg kernel's twin (firmware/asm/fwfmsg.py): HELLO, STATS, QSCALE,
-    # UP_DATA, PULL for the message in S[9]; 1 | wire length << 4, or 4
+    # UP_DATA, PULL, TRAIN for the message in S[9]; 1 | wire length << 4, or 4
     n = S[7]
     b = n & 63
     n >>= 16
@@ -237,6 +237,17 @@ def msg(S, h, _=0):
             for i in range(k):
                 p[10 + i] = B[o + i]
             k += 8
+    elif b == 0x20:
+        if not M:
+            e = 3
+        else:
+            p[0] = n & 255
+            p[1] = n >> 8
+            k = S[20](M, g, p)
+            if k < 0:
+                e = 2
+            else:
+                b = 0x20
     else:
         return 4
     if e:
@@ -252,14 +263,121 @@ def msg(S, h, _=0):
 
 
 def install(me, b):
-    # fwinst.install on plain boards: the handle is a Model
+    # a model for the plain kernels (fwd, fwupcp): the handle is a Model
     T = Model()
     if load(T, b, len(b) - 4):
         return 7
     T.R = me.R
+    T.b = b
     me.m = (T, b)
     S = me.S
     S[14] = T
     S[32] = b
     S[33] = len(b)
     return 0
+
+
+def trn(m, g, p):
+    # TRAIN, the twin of firmware/asm/fwftrn.py (the same rule, in floats):
+    # n = p[0] | p[1] << 8 message bytes at g (flags u8, mu f32, samples of
+    # d_in raw + d_out target f32) -> p[2:] used u16, bad u16, d_out SSE f32;
+    # the length, or -2. The parameters change in the .ndm bytes m.b; the
+    # parsed model is read from them again afterwards, with the CRC trailer
+    # renewed.
+    B = m.b
+    d, e, k = B[6], B[7], B[8]
+    w = 4 * (d + e)
+    n = (p[0] | (p[1] << 8)) - 5
+    if n < 0 or n % w:
+        return -2
+    mu = unpack_from('<f', g, 1)[0] or 0.5
+    o = array('i', [0] * (k + 1))  # offset of each atom's c, then of the bias
+    q = 10 + 8 * d
+    for a in range(k):
+        o[a] = q + 1 + 2 * B[q]
+        q = o[a] + 4 + 4 * e
+    o[k] = q
+    u = r = 0
+    ss = [0.0] * e
+    v = array('f', [0.0] * (d + e))
+    y = array('f', [0.0] * e)
+    ph = array('f', [0.0] * max(k, 1))
+    for s in range(5, 5 + n, w):
+        for j in range(d + e):
+            v[j] = unpack_from('<f', g, s + 4 * j)[0]
+        if not _phi(B, o, v, y, ph):
+            r += 1
+            continue
+        u += 1
+        for i in range(e):
+            ss[i] += y[i] * y[i]
+        if not g[0] & 1:
+            _step(B, o, ph, y, mu)
+    pack_into('<HH', p, 2, u, r)
+    for i in range(e):
+        pack_into('<f', p, 6 + 4 * i, ss[i])
+    if u and not g[0] & 1:
+        _reparse(m, B)
+    return 4 + 4 * e
+
+
+def _f(B, o):
+    return unpack_from('<f', B, o)[0]
+
+
+def _phi(B, o, v, y, ph):
+    # phi_k and the errors y = prediction - target of raw v (then targets),
+    # from the .ndm bytes; False if a mapped input is <= 0, NaN or inf
+    d, e, k = B[6], B[7], B[8]
+    x = [0.0] * d
+    for j in range(d):
+        x[j] = _f(B, 14 + 8 * j) * (v[j] - _f(B, 10 + 8 * j))
+        if not 0.0 < x[j] < 3.5e38:
+            return False
+    for i in range(e):
+        y[i] = _f(B, o[k] + 4 * i) - v[d + i]
+    q = 10 + 8 * d
+    for a in range(k):
+        t = exp(_f(B, o[a]))
+        for z in range(B[q]):
+            j = B[q + 1 + 2 * z]
+            c = B[q + 2 + 2 * z]
+            h = x[j] if c in (1, 255) else x[j] * x[j]
+            t = t / h if c > 127 else t * h
+        q = o[a] + 4 + 4 * e
+        ph[a] = t
+        for i in range(e):
+            y[i] += _f(B, o[a] + 4 + 4 * i) * t
+    return True
+
+
+def _step(B, o, ph, y, mu):
+    # one normalised-LMS step on c, a, b (exponents fixed), in place
+    e, k = B[7], B[8]
+    n = 1.0
+    for a in range(k):
+        q = 1.0
+        for i in range(e):
+            q += _f(B, o[a] + 4 + 4 * i) ** 2
+        n += ph[a] * ph[a] * q
+    r = mu / n
+    for a in range(k):
+        t = 0.0
+        for i in range(e):
+            z = o[a] + 4 + 4 * i
+            c = _f(B, z)
+            t += y[i] * c
+            pack_into('<f', B, z, c - r * y[i] * ph[a])
+        c = _f(B, o[a]) - r * t * ph[a]
+        if -80 < c < 80:
+            pack_into('<f', B, o[a], c)
+    for i in range(e):
+        pack_into('<f', B, o[k] + 4 * i, _f(B, o[k] + 4 * i) - r * y[i])
+
+
+def _reparse(m, B):
+    # the parsed model from the trained bytes (CRC not checked: not renewed yet)
+    s = array('I', [0])
+    crc32(B, len(B) - 4, s)
+    pack_into('<I', B, len(B) - 4, s[0])
+    load(m, B, len(B) - 4)

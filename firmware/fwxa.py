@@ -6,7 +6,9 @@
 # it (its chunks follow each other, its code sums to the header's sum):
 # the address of its first chunk, or 0. Buffers arrive as their data
 # address (bytearray/array, not bytes), ints as machine words. A
-# SyntaxError on builds without asm_thumb.
+# SyntaxError on builds without asm_thumb. The micro:bit gets each body as
+# its machine code (neurondyn.thumb.as_data: data(2, ...), the same
+# halfwords): every name compiled there stays in its heap for good.
 import micropython
 
 

@@ -13,7 +13,7 @@
 # series' coefficients (ln 2)^j / j!, j = 0..6, as float32 data.
 # wir(S, A, B0): the V1's engine state S on its buffer arena A (rx 124, g
 # 244, raw 104, tx 110, nw 10, the HELLO id from 592: fwv1) and the kernel
-# entries of fwk.bin at B0 (scan chk frm copy inf into S[15..19]), the
+# entries of fwk.bin at B0 (scan chk frm copy inf trn crc32 into S[15..21]), the
 # V1's limits (S[13], S[38]) and flags (S[39] = 2; fwv1 adds the id length).
 import micropython
 
@@ -280,6 +280,10 @@ def wir(r0, r1, r2):
  mov(r4, 4)
  bl(ENT)
  mov(r4, 5)
+ bl(ENT)
+ mov(r4, 19)
+ bl(ENT)
+ mov(r4, 6)
  bl(ENT)
  b(OUT)
  label(ENT)

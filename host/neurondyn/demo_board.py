@@ -46,7 +46,6 @@ def _boot(board_name, blob, say):
     profile = boards.get_profile(board_name)
     files = deploy.image_files(profile, blob)
     if board_name == "mpy-wasm":
-        files = feeling.firmware_files(files)
         vm = WasmBoard(files=files)
     else:
         vm = MicrobitVM(files=files)

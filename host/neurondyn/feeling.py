@@ -20,11 +20,12 @@ not. Default schedule (``schedule``): EPOCHS = 4 passes over the samples with
 mu = 1.5, 0.75, 0.375, 0.19 (halved each pass: large steps converge, small
 ones average the noise out); measured on the bench's drift scenarios, a
 constant mu = 0.5 stayed at ~3x the clean RMSE after 400 noisy samples, the
-halving schedule reaches ~1.1x. ``firmware/fwlearn.py`` runs the same rule on
-the board in float32; ``Feeler`` here mirrors it in numpy for tests and host-side comparisons.
+halving schedule reaches ~1.1x. The board runs the same rule in float32
+(the Thumb kernel trn of firmware/asm/fwftrn.py on the micro:bit V1,
+``fwplain.trn`` elsewhere); ``Feeler`` here mirrors it in numpy for tests and host-side comparisons.
 
-This module also holds the host side of the protocol messages (PULL, TRAIN,
-TRAIN_COMMIT; docs/protocol.md, docs/feeling.md) as functions over a connected
+This module also holds the host side of the protocol messages (PULL, TRAIN;
+docs/protocol.md, docs/feeling.md) and the commit (PULL + upload) as functions over a connected
 ``neurondyn.link.Board``, and ``retrain``: the whole ``ndyn retrain`` flow.
 """
 from __future__ import annotations
@@ -40,7 +41,6 @@ from .model import Model
 
 PULL = 0x13
 TRAIN = 0x20
-TRAIN_COMMIT = 0x21
 FLAG_EVAL = 0x01
 MU = 1.5                      # default step of the first pass (then halved each pass)
 HOLDOUT = 0.2                 # default fraction of rows the board evaluates on
@@ -49,7 +49,7 @@ STRUCTURAL = 0.05             # refit RMSE above this fraction of the target's s
 TRAIN_HEADER = 5              # flags u8 + mu f32
 
 
-# -- the update rule (host mirror of firmware/fwtrain.py) ----------------------
+# -- the update rule (host mirror of the board's trn) ----------------------
 class Feeler:
     """A model's trainable parameters and the board's step rule, in numpy."""
 
@@ -129,9 +129,9 @@ def _request(board, typ, payload=b"", **kw) -> bytes:
     try:
         return board.request(typ, payload, **kw)
     except BoardError as exc:
-        if exc.code == 4:           # E_UNKNOWN: the image does not ship fwtrain.py
-            raise DeviceError("the firmware on %s cannot retrain or pull (no fwtrain.py on the "
-                              "board: it did not fit there, or the firmware predates it)"
+        if exc.code == 4:           # E_UNKNOWN: firmware older than PULL/TRAIN
+            raise DeviceError("the firmware on %s cannot retrain or pull (it predates "
+                              "feeling: flash the current one with `ndyn flash`)"
                               % board.port) from None
         raise
 
@@ -185,11 +185,24 @@ def evaluate(board, X, Y) -> float:
 
 
 def commit(board) -> int:
-    """Persist the trained parameters on the board (atomic); returns the new model hash."""
-    from .link import COMMIT_TIMEOUT
-    body = _request(board, TRAIN_COMMIT, timeout=max(COMMIT_TIMEOUT, board.timeout),
-                    what="TRAIN_COMMIT")
-    return struct.unpack_from("<I", body, 0)[0]
+    """Persist the board's trained parameters; returns the new model hash.
+
+    There is no separate commit message: the trained model is PULLed
+    (CRC-checked here) and written back through the model upload, which
+    saves it atomically on every board (two slots with a generation byte;
+    the micro:bit V1 restarts into its upload mode for it, which is why the
+    bytes travel through the host: the V1 has no room for a second writer
+    beside its serving loop, and a restart clears its RAM). A power cut at
+    any instant leaves the old model or the new one; if the line fails
+    halfway, the host still holds the bytes and the board the old model.
+    """
+    blob = pull(board)
+    info = board.upload(blob)
+    crc = ndm.model_hash(blob)
+    if info.get("model_hash") != crc:
+        raise DeviceError("board at %s serves model %s after the commit, expected %08x"
+                          % (board.port, info.get("model_hash"), crc))
+    return crc
 
 
 def pull(board) -> bytes:
@@ -261,22 +274,3 @@ def retrain(board, X, Y, inputs, outputs, epochs: int = EPOCHS, holdout: float =
             "structural_change": bool(structural),
             "not_converged": bool(not structural and after > 2.0 * reach + 1e-6 * spread),
             "model_hash": new_hash, "old_hash": ndm.model_hash(blob)}
-
-
-# -- firmware -------------------------------------------------------------------
-FIRMWARE = ("fwlearn.py", "fwtrain.py")
-
-
-def firmware_files(files: dict) -> dict:
-    """``files`` (a board image, e.g. deploy.image_files) with the feeling modules for sure.
-
-    The dispatcher hands PULL/TRAIN/TRAIN_COMMIT to fwtrain only where the
-    image ships it; deploy ships it as an optional module where it fits
-    (not on the micro:bit V1 today, docs/feeling.md). Tests use this to be
-    independent of that fit decision.
-    """
-    from .paths import firmware_dir
-    out = dict(files)
-    for name in FIRMWARE:
-        out[name] = (firmware_dir() / name).read_bytes()
-    return out

@@ -21,7 +21,7 @@ ENTRIES = [("fwfeng", "eng"), ("fwcasm", "chk"), ("fwcasm", "frm"), ("fwcasm", "
            ("fwfinf", "inf"), ("fwfastb", "crc32"), ("fwfval", "val"), ("fwfast", "addr"),
            ("fwfast", "liba"), ("fwfastb", "libb"), ("fwfch", "ch"), ("fwfat", "at"),
            ("fwfro", "ro"), ("fwfmsg", "msg"), ("fwfins", "ins"), ("fwfins", "xp"),
-           ("fwfins", "ktab"), ("fwfins", "wir")]
+           ("fwfins", "ktab"), ("fwfins", "wir"), ("fwftrn", "trn")]
 NAME = thumb.BLOB_NAME
 
 

@@ -15,7 +15,7 @@ PROTO_VERSION = 1
 # request types (a reply is type | REPLY)
 HELLO, STATS, QSCALE, INFER, REPL = 0x01, 0x02, 0x03, 0x04, 0x05
 UP_BEGIN, UP_DATA, UP_COMMIT, PULL = 0x10, 0x11, 0x12, 0x13
-TRAIN, TRAIN_COMMIT = 0x20, 0x21          # reserved for the feeling issue
+TRAIN = 0x20                              # a commit is PULL + upload (feeling.commit)
 MORE = 0x40                               # fragment flag: more of this message follows
 REPLY = 0x80
 ACK = 0xFE                                # reply to a MORE fragment

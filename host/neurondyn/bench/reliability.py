@@ -52,7 +52,7 @@ TIMEOUT = {"mpy-wasm": 0.15, "microbit-v1": 0.6}      # seconds per reply before
 
 # -- frames for fuzzing (shared with tests/test_fuzz.py) --------------------------
 REQUESTS = (P.HELLO, P.STATS, P.QSCALE, P.INFER, P.REPL, P.UP_BEGIN, P.UP_DATA, P.UP_COMMIT,
-            P.PULL, P.TRAIN, P.TRAIN_COMMIT)
+            P.PULL, P.TRAIN, 0x21)   # 0x21: unknown to the firmware
 REPLY_TYPES = {t | P.REPLY for t in REQUESTS} | {P.ACK, P.ERROR}
 LIMITS = {"uart": (60, 53, 244), "stdin": (260, 250, 1024)}   # max wire, payload, message
 SOURCE_PAYLOADS = [b"import os; os.remove('main.py')", b"open('main.py','w').write('x')",
