@@ -175,6 +175,7 @@ def inf(m, g, p):
 
 
 NAN = float('nan')
+INF = float('inf')
 
 
 def msg(S, h, _=0):
@@ -315,7 +316,7 @@ def trn(m, g, p):
             _step(B, o, ph, y, mu)
     pack_into('<HH', p, 2, u, r)
     for i in range(e):
-        pack_into('<f', p, 6 + 4 * i, ss[i])
+        _pf(p, 6 + 4 * i, ss[i])
     if u and not g[0] & 1:
         _reparse(m, B)
     return 4 + 4 * e
@@ -323,6 +324,16 @@ def trn(m, g, p):
 
 def _f(B, o):
     return unpack_from('<f', B, o)[0]
+
+
+def _pf(B, o, x):
+    # x as float32 at B[o]: beyond its range an infinity, as MicroPython and
+    # the Thumb kernel store it (CPython's struct refuses it)
+    if x > 3.4028234e38:
+        x = INF
+    elif x < -3.4028234e38:
+        x = -INF
+    pack_into('<f', B, o, x)
 
 
 def _phi(B, o, v, y, ph):
@@ -367,12 +378,12 @@ def _step(B, o, ph, y, mu):
             z = o[a] + 4 + 4 * i
             c = _f(B, z)
             t += y[i] * c
-            pack_into('<f', B, z, c - r * y[i] * ph[a])
+            _pf(B, z, c - r * y[i] * ph[a])
         c = _f(B, o[a]) - r * t * ph[a]
         if -80 < c < 80:
             pack_into('<f', B, o[a], c)
     for i in range(e):
-        pack_into('<f', B, o[k] + 4 * i, _f(B, o[k] + 4 * i) - r * y[i])
+        _pf(B, o[k] + 4 * i, _f(B, o[k] + 4 * i) - r * y[i])
 
 
 def _reparse(m, B):
