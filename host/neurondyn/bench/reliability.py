@@ -16,11 +16,12 @@ which and why:
    boots from its flash: it must answer HELLO with the old or the new model's
    hash and serve that model (parity on a few rows).
 3. **Power cuts during a retrain commit** (20; --quick 2): TRAIN messages
-   change the parameters in RAM, TRAIN_COMMIT saves them (fwstore); the power
-   goes at a random instant of the commit; the board must boot the old or
-   the new parameters, CRC-valid (parity against the model pulled before the
-   commit, or the one before training). "not available" where the image has
-   no fwtrain (the V1's file system cannot hold it beside the serving code).
+   change the parameters in RAM, ``feeling.commit`` saves them (PULL, then
+   the atomic upload; on the V1 through its upload mode's restarts); the
+   power goes at a random instant of the commit; the board must boot the old
+   or the new parameters, CRC-valid (parity against the model pulled before
+   the commit, or the one before training). "not available" where the
+   firmware answers TRAIN with E_UNKNOWN (firmware older than feeling).
 4. **Board fuzz** (2,000 frames; --quick 200): the generator of
    tests/test_fuzz.py (random, structured, mutated, overlong frames) written
    to the board's port, each followed by a STATS probe that must be answered:
@@ -368,7 +369,7 @@ def commit_cuts(rig, model, count, log):
         except BoardError as exc:
             if exc.code == P.E_UNKNOWN:
                 res["available"] = False
-                res["why"] = "the image on %s has no fwtrain (TRAIN is an unknown request)" % rig.name
+                res["why"] = "the firmware on %s predates feeling (TRAIN is an unknown request)" % rig.name
                 return res
             raise
         blob = feeling.pull(board)
