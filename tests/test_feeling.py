@@ -1,17 +1,22 @@
-"""Feeling (issue 4) under CPython: the update rule, the firmware's fwtrain behind
-the real dispatcher, and the ``ndyn retrain`` / ``ndyn pull`` commands.
+"""Feeling (issue 4) under CPython: the update rule, the firmware's TRAIN and
+PULL in the real serving firmware, and the ``ndyn retrain`` / ``ndyn pull`` commands.
 
 * ``Feeler`` (the host mirror of the board's normalised-LMS rule): a gain drift
   of two channels (x1.3, x0.8), an output offset and an output scale are
   absorbed exactly (noise-free data: RMSE -> float rounding) with the exponents
   fixed; the step never diverges for mu in (0, 2) even with badly scaled
   features, where a fixed-rate SGD step does;
-* firmware/fwtrain.py inside the real firmware dispatcher (test_protocol's
-  CpythonBoard: the serving firmware in a thread behind a pty) served
-  through ``neurondyn.link.Board``: its steps equal the mirror's, EVAL does
-  not learn, PULL returns what the board serves, TRAIN_COMMIT
-  survives a reboot, an uncommitted step does not;
-* ``ndyn retrain`` / ``ndyn pull`` end to end, wrong columns -> exit 2.
+* the plain-path firmware (firmware/main.py booted by tests/fwhost.py, in a
+  thread behind a pty: test_protocol's CpythonBoard; TRAIN and PULL answered
+  by the msg kernel ``fwplain.msg`` and its trn kernel ``fwplain.trn``)
+  served through ``neurondyn.link.Board``: its steps equal the mirror's to
+  float32 precision, EVAL does not learn, bad rows are counted and not
+  learned, a retransmitted TRAIN frame steps once, PULL returns what the
+  board serves, a commit (PULL + the atomic upload) survives a reboot and an
+  uncommitted step does not;
+* ``ndyn retrain`` / ``ndyn pull`` end to end; wrong columns -> one line,
+  exit 2; a structural change is reported with the remelt loop; a firmware
+  that answers TRAIN / PULL with E_UNKNOWN -> one line, exit 3.
 """
 import json
 import struct
@@ -23,11 +28,8 @@ import pytest
 from neurondyn import cli, feeling, ndm
 from neurondyn.link import Board
 from neurondyn.model import Model
-from neurondyn.paths import firmware_dir
 
 from test_protocol import CpythonBoard  # the real firmware in a thread behind a pty
-
-sys.path.insert(0, str(firmware_dir()))
 
 
 def law(seed=0, d_in=4, d_out=2):
@@ -105,13 +107,32 @@ def test_normalised_step_is_stable_where_fixed_rate_sgd_diverges():
     assert not np.isfinite(a) or abs(a) > 1e6
 
 
-# -- the firmware behind the real dispatcher ------------------------------------
+# -- the serving firmware (plain path) under CPython -----------------------------
+def boot(blob=None):
+    """A CpythonBoard serving ``blob`` (None: what its model store holds), booted.
+
+    fwhost boots it as a stdin board, with the process's sys.stdout as its
+    line; the firmware binds that line at boot (fwboot: sys.stdout.buffer),
+    so once it answers a handshake the test's own stdout comes back (the
+    commands print their results there)."""
+    out = sys.stdout
+    board = CpythonBoard(blob)
+    try:
+        with Board.open(board.port):
+            pass
+    finally:
+        sys.stdout = out
+    return board
+
+
 @pytest.fixture
-def fw(tmp_path):
+def fw(tmp_path, monkeypatch):
+    """make(blob) -> a booted CpythonBoard serving blob; its flash (the model store) is tmp_path."""
+    monkeypatch.chdir(tmp_path)
     boards = []
 
     def make(blob=None):
-        b = CpythonBoard(tmp_path, blob)
+        b = boot(blob)
         boards.append(b)
         return b
     yield make
@@ -150,28 +171,47 @@ def test_firmware_steps_equal_the_mirror_and_pull_equals_the_board(fw):
         assert b.hello()["model_hash"] == ndm.model_hash(feeling.pull(b))
 
 
-def test_commit_survives_a_reboot_and_uncommitted_steps_do_not(tmp_path):
+def test_commit_survives_a_reboot_and_uncommitted_steps_do_not(tmp_path, monkeypatch):
+    """commit = PULL + the atomic upload into the other slot of the model store."""
+    monkeypatch.chdir(tmp_path)
     model = law()
-    board = CpythonBoard(tmp_path, ndm.dumps(model))
+    flashed = ndm.dumps(model)
+    board = boot(flashed)
     X = rows(40)
     Y = drifted(model, X)
     try:
         with Board.open(board.port) as b:
             feeling.train(b, X, Y)
+            trained = feeling.pull(b)
+            assert trained != flashed
             h = feeling.commit(b)
-            committed = feeling.pull(b)
-            assert h == ndm.model_hash(committed)
+            assert h == ndm.model_hash(trained) and b.info["model_hash"] == h
+            assert feeling.pull(b) == trained       # the upload serves the same bytes
             feeling.train(b, X, Y)                  # more steps, never committed
-            assert feeling.pull(b) != committed
+            assert feeling.pull(b) != trained
     finally:
         board.stop()
-    board2 = CpythonBoard(tmp_path)                 # "power cut": boots from fwstore
+    board2 = boot()                         # "power cut": boots from the store
     try:
         with Board.open(board2.port) as b:
             assert b.info["model_hash"] == h
-            assert feeling.pull(b) == committed
+            assert feeling.pull(b) == trained
     finally:
         board2.stop()
+    # and without a commit a reboot serves what was committed last
+    board3 = boot()
+    try:
+        with Board.open(board3.port) as b:
+            feeling.train(b, X, Y)
+            assert b.hello()["model_hash"] != h
+    finally:
+        board3.stop()
+    board4 = boot()
+    try:
+        with Board.open(board4.port) as b:
+            assert b.info["model_hash"] == h and feeling.pull(b) == trained
+    finally:
+        board4.stop()
 
 
 def test_bad_rows_are_counted_not_learned(fw):
@@ -254,27 +294,50 @@ def test_a_retransmitted_train_frame_steps_once(fw):
     Y = drifted(model, X)
     payload = struct.pack("<Bf", 0, 0.5) + np.hstack([X, Y]).astype("<f4").tobytes()
     with Board.open(board.port) as b:
+        dups = b.stats()["dups"]
         seq = b.seq
         first = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
         b.seq = seq                                   # the same frame again, same seq
         again = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
         assert again == first
-        assert b.stats()["dups"] == 1
+        assert b.stats()["dups"] - dups == 1
         once = feeling.Feeler(model, np.float32)
         once.train(X, Y, mu=0.5)
         pulled = ndm.loads(feeling.pull(b))
         assert np.allclose(pulled.readout, once.a, rtol=1e-5, atol=1e-7)
 
 
-def test_firmware_without_fwtrain_gives_one_clear_line(tmp_path, capsys, monkeypatch):
-    import fwtrain
+def refuse_feeling(board):
+    """Make the running firmware answer TRAIN and PULL with E_UNKNOWN, as one
+    without them does: its msg kernel (fwd.E[14], read by fwd's loop at every
+    message) hands them back, and the rarer-request path (fwq: no handler
+    fwr20 / fwr13) refuses them like any unknown type."""
+    fwd = sys.modules["fwd"]                        # the firmware's, while it serves
+    msg = fwd.E[14]
+
+    def refusing(S, h, _=0):
+        return 4 if S[7] & 63 in (feeling.TRAIN, feeling.PULL) else msg(S, h, _)
+    fwd.E = fwd.E[:14] + (refusing,) + fwd.E[15:]
+
+
+@pytest.mark.parametrize("command", ["pull", "retrain"])
+def test_firmware_without_train_and_pull_gives_one_clear_line(fw, tmp_path, capsys, command):
     model = law()
-    board = CpythonBoard(tmp_path, ndm.dumps(model))
-    try:
-        monkeypatch.setattr(fwtrain, "do", lambda *a: 4)   # the image without fwtrain.py
-        code = cli.main(["pull", "--port", board.port, "-o", str(tmp_path / "p.ndm")])
-        err = capsys.readouterr().err
-        assert code == 3 and "no fwtrain.py" in err and err.count("\n") == 1
-        assert not (tmp_path / "p.ndm").exists()
-    finally:
-        board.stop()
+    board = fw(ndm.dumps(model))
+    X = rows(20)
+    data = tmp_path / "d.csv"
+    write_csv(data, model.inputs + model.outputs, np.hstack([X, model.predict(X)]))
+    refuse_feeling(board)
+    argv = {"pull": ["pull", "--port", board.port, "-o", str(tmp_path / "p.ndm")],
+            "retrain": ["retrain", "--port", board.port, str(data), "--inputs", "t,p,v,h",
+                        "--outputs", "y0,y1"]}[command]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1, err
+    assert "cannot retrain or pull" in err and board.port in err
+    assert not (tmp_path / "p.ndm").exists()
+    # the board still serves (it refused the requests, nothing else)
+    with Board.open(board.port) as b:
+        p, s = b.infer(X[:3])
+        assert not s.any() and np.allclose(p, model.predict(X[:3]), rtol=1e-5, atol=1e-6)
+        assert b.stats()["errors"] >= 1
