@@ -654,3 +654,59 @@ def test_the_board_finds_and_checks_fwk_bin_in_a_real_image(tmp_path):
     bad = bytearray(mem)
     bad[a + 128] = (bad[a + 128] + 5) & 255
     assert board_find(bad, 0x30000) == 0
+
+
+def test_link_refuses_two_functions_of_the_same_name():
+    """The header's entries and the labels are keyed by function name: a second
+    function of that name would get the first one's (or the last one's) entry."""
+    first, other, second = thumb.parse(
+        "@micropython.asm_thumb\ndef f(r0):\n    mov(r0, 1)\n"
+        "@micropython.asm_thumb\ndef g(r0):\n    mov(r0, 2)\n"
+        "@micropython.asm_thumb\ndef f(r0):\n    mov(r0, 3)\n    mov(r0, 4)\n")
+    with pytest.raises(AsmError, match="more than once: f"):
+        thumb.link([first, other, second])
+    blob, entries = thumb.link([first, other])      # distinct names still link
+    assert set(entries) == {"f", "g"}
+
+
+# ------------------------------------------------ fwxa as the micro:bit gets it
+
+def _asm_defs(source):
+    """{name: ast.FunctionDef} of the asm_thumb functions of a source."""
+    import ast
+    return {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)
+            and any(ast.unparse(d) == "micropython.asm_thumb" for d in n.decorator_list)}
+
+
+def _code_names(source):
+    """Every identifier of a source outside comments and strings (what the board interns)."""
+    import io
+    import tokenize
+    return {t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type == tokenize.NAME}
+
+
+def test_as_data_of_fwxa_keeps_the_halfwords_and_drops_the_names():
+    from neurondyn import boards, deploy
+    from neurondyn.paths import firmware_dir
+    source = (firmware_dir() / "fwxa.py").read_text()
+    before = thumb.parse(source)
+    assert [f.name for f in before] == ["X", "P", "F"]
+    spelled = {i.op for f in before for i in f.body if i.op != "data"}
+    spelled |= {i.args[0] for f in before for i in f.body if i.label}
+    assert {"ldrh", "cmp", "bcs", "label", "LP", "BAD", "OUT"} <= spelled
+    for made in (thumb.as_data(source),
+                 # and the file the micro:bit image ships (compacted, names shortened)
+                 deploy.firmware_files(boards.get_profile("microbit-v1"))["fwxa.py"].decode()):
+        after = thumb.parse(made)
+        assert [(f.name, f.n_args) for f in after] == [(f.name, f.n_args) for f in before]
+        for old, new in zip(before, after):
+            assert thumb.body(new) == thumb.body(old), old.name
+            assert [i.op for i in new.body] == ["data"] * len(new.body)
+            assert all(i.args[0] == 2 for i in new.body)
+        defs = _asm_defs(made)
+        body_names = {n for f in defs.values() for st in f.body for n in _code_names(
+            __import__("ast").unparse(st))}
+        assert body_names == {"data"}
+        assert not (_code_names(made) & spelled), _code_names(made) & spelled
+        assert "import micropython" in made

@@ -311,6 +311,10 @@ def link(funcs, name: str = BLOB_NAME):
     asm_thumb function); where the code reaches a chunk's end, a branch
     continues it in the next chunk.
     """
+    names = [f.name for f in funcs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:   # entries and labels are keyed by name: a second one would be wrong
+        raise AsmError("functions named more than once: %s" % ", ".join(twice))
     start, end = window(0, name)
     header = HEADER + 2 * len(funcs)
     here = start + header + (header & 1)
