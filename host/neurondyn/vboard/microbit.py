@@ -106,12 +106,14 @@ class MicrobitVM(VirtualBoard):
     files as build_microbit_hex does). ``icount`` is QEMU's
     ``-icount shift``: 6 means ~16 MHz like the real nRF51822.
 
-    Flash persistence (QEMU reloads the image at every start, so files the
-    board wrote are lost with the process): ``save_flash(path)`` snapshots the
-    file-system region through QEMU's monitor -- at any instant, like a power
-    cut would leave it -- and ``flash_state=path`` boots with such a snapshot
-    laid over the image. ``monitor=True`` (implied by ``save_flash``'s needs)
-    opens the monitor on a Unix socket in the VM's temporary folder.
+    Flash: the image is written into the VM's flash once, at power-on
+    (vboard.gdbflash), so the board's own writes survive its resets
+    (``microbit.reset()``) as on a real micro:bit. They are lost with the
+    process: ``save_flash(path)`` snapshots the file-system region through
+    QEMU's monitor -- at any instant, like a power cut would leave it -- and
+    ``flash_state=path`` boots with such a snapshot laid over the image. The
+    monitor is always open, on a Unix socket in the VM's temporary folder
+    (``monitor`` is accepted for compatibility).
     """
 
     def __init__(self, hex_path=None, files=None, icount: int = 6, monitor: bool = True,
@@ -122,7 +124,7 @@ class MicrobitVM(VirtualBoard):
         self._tmp = tempfile.mkdtemp(prefix="ndyn-microbit-")
         self.hex_path = Path(self._tmp) / "image.hex"
         self.icount = icount
-        self.monitor = str(Path(self._tmp) / "monitor.sock") if monitor else None
+        self.monitor = str(Path(self._tmp) / "monitor.sock")   # always: it starts the VM
         self.boot_timeout = boot_timeout
         self.port = None
         self.proc = None
@@ -146,15 +148,16 @@ class MicrobitVM(VirtualBoard):
         qemu = require_qemu()
         # the UART is a pty, and everything the board prints is also logged
         # (console_log(): boot tracebacks a handshake would otherwise hide)
-        cmd = [qemu, "-M", "microbit", "-device", "loader,file=%s" % self.hex_path,
+        # paused (-S) with no image: the image goes into flash through the gdb
+        # stub (vboard.gdbflash: a loader would rewrite the flash at every
+        # reset), then the monitor resets the CPU and lets it run
+        gdb = str(Path(self._tmp) / "gdb.sock")
+        cmd = [qemu, "-M", "microbit", "-S", "-gdb", "unix:%s,server=on,wait=off" % gdb,
                "-chardev", "pty,id=uart0,logfile=%s,logappend=off" % self.console_path,
-               "-serial", "chardev:uart0", "-nographic"]
+               "-serial", "chardev:uart0", "-nographic",
+               "-monitor", "unix:%s,server,nowait" % self.monitor]
         if self.icount is not None:
             cmd += ["-icount", "shift=%d" % self.icount]
-        if self.monitor:
-            cmd += ["-monitor", "unix:%s,server,nowait" % self.monitor]
-        else:
-            cmd += ["-monitor", "none"]
         log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
@@ -167,6 +170,10 @@ class MicrobitVM(VirtualBoard):
             found = _PTY_LINE.search(text)
             if found:
                 self.port = found.group(1)
+                from .gdbflash import write_image
+                write_image(gdb, self.hex_path)
+                self.monitor_command("system_reset")
+                self.monitor_command("cont")
                 return
             if self.proc.poll() is not None:
                 raise DeviceError("%s exited at start: %s" % (QEMU, text.strip()[-300:] or "no output"))
@@ -183,6 +190,10 @@ class MicrobitVM(VirtualBoard):
             return self.console_path.read_bytes().decode("utf-8", "replace")
         except (OSError, TypeError):
             return ""
+
+    def log(self) -> str:
+        """What the board printed (its UART: tracebacks land there): WasmBoard's name."""
+        return self.console_log()
 
     def boot_error(self) -> str:
         """The exception line of the first traceback the board printed ('' if none).
