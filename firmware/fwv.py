@@ -25,7 +25,7 @@ def request(me):
         me.raw[me.RAW + 2] = e
         me.raw[me.RAW + 3] = b
         me.reply(0xFF, s, 2)
-        if me.m is None and e != 3:
+        if e != 3:  # a failed upload or another request: serve again
             restore(me)
     return e
 
