@@ -22,6 +22,8 @@ from .errors import DeviceError
 
 DEFAULT_TIMEOUT = 1.0         # seconds for a reply to one frame (board work + wire)
 COMMIT_TIMEOUT = 10.0         # parsing + saving a model on the board
+# boards with an upload mode entered by a restart (docs/protocol.md 4)
+UPLOAD_MODE_BOARDS = ("microbit-v1",)
 RESTART_WAIT = 30.0           # a board that restarts (the V1 after an upload) until it answers
 ATTEMPTS = 8                  # sends of one frame before giving up
 
@@ -105,6 +107,7 @@ class Board:
         self.seq = 0
         self.retransmits = 0
         self.naks = 0
+        self.left_upload_mode = 0     # times open() found the board in its upload mode
         self.frames = 0
         self.info = None
         self._qscale = None
@@ -116,11 +119,29 @@ class Board:
         board = cls(Transport(port, baud), timeout=timeout)
         try:
             board.t.discard_input()
-            board.hello()
+            info = board.hello()
+            if not info["model_loaded"] and info["board"] in UPLOAD_MODE_BOARDS:
+                board.leave_upload_mode()
         except BaseException:
             board.close()
             raise
         return board
+
+    def leave_upload_mode(self) -> dict:
+        """A board that answers without a model may sit in its upload mode (the
+        micro:bit V1: a power cut between UP_BEGIN and its restart, or a host
+        gone mid-upload): a request other than UP_BEGIN/UP_DATA ends that
+        mode with a restart, and the board serves its last good model again.
+        UP_COMMIT with no upload begun is such a request: upload mode refuses
+        it with E_BAD_STATE and restarts; a board that just has no model
+        answers E_UNKNOWN and stays. Returns the handshake after it."""
+        try:
+            self.request(P.UP_COMMIT, what="UP_COMMIT")
+        except BoardError as exc:
+            if exc.code == P.E_BAD_STATE:
+                self.left_upload_mode += 1
+                return self.await_restart("leaving its upload mode")
+        return self.info
 
     def __enter__(self):
         return self
