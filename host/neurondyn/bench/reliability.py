@@ -174,6 +174,7 @@ class Rig:
         self.state = folder + "/microbit-flash.bin"
         self.files = deploy.image_files(self.profile, blob)
         self.vm = None
+        self.upload_mode_boots = 0     # boots into the V1's upload mode a host ended
         self.boot(first=True)
 
     def boot(self, first=False, wait=60.0):
@@ -284,10 +285,14 @@ def _serves(rig, models, rows):
         info = rig.boot()
     except DeviceError as exc:
         return None, False, str(exc)
-    h = info.get("model_hash")
-    if h not in models:
-        return h, False, "unknown model hash %r" % h
+    # Board.open takes a V1 that was cut between UP_BEGIN's flag file and its
+    # restart out of its upload mode (one more restart): the board serves its
+    # last good model as soon as a host talks to it
     with Board.open(rig.port, timeout=max(TIMEOUT[rig.name], 0.5)) as b:
+        h = b.info.get("model_hash")
+        rig.upload_mode_boots += b.left_upload_mode
+        if h not in models:
+            return h, False, "unknown model hash %r" % h
         pred, status = b.infer(rows)
     ok = not status.any() and bool(np.all(parity(pred, models[h].predict(rows))))
     return h, ok, None if ok else "wrong predictions"
@@ -325,6 +330,7 @@ def _cut_during(rig, work, window, rng):
 
 
 def upload_cuts(rig, a, b, count, log):
+    boots0 = rig.upload_mode_boots
     from ..link import Board
     rng = np.random.default_rng(SEED + 2)
     rows = rng.uniform(0.5, 2.0, size=(4, 3))
@@ -350,10 +356,12 @@ def upload_cuts(rig, a, b, count, log):
             res["failures"].append(why)
         if h in models:
             current = h
+    res["upload_mode_boots"] = rig.upload_mode_boots - boots0
     return res
 
 
 def commit_cuts(rig, model, count, log):
+    boots0 = rig.upload_mode_boots
     from .. import feeling
     from ..link import Board, BoardError
     rng = np.random.default_rng(SEED + 3)
@@ -394,10 +402,14 @@ def commit_cuts(rig, model, count, log):
         res["new" if h == new else "old"] += int(ok and h in (old, new))
         if not (ok and h in (old, new)):
             res["failures"].append(why or "hash %r is neither the old nor the new model" % h)
+    res["upload_mode_boots"] = rig.upload_mode_boots - boots0
     return res
 
 
 # -- 4. board fuzz -------------------------------------------------------------------------
+PROBE_WAIT = 30.0    # s without an answer to the probe: the board hangs (a V1 restart takes ~5 s)
+
+
 def board_fuzz(rig, model, count, log):
     from ..link import Board, Transport
     io = "uart" if rig.name == "microbit-v1" else "stdin"
@@ -405,7 +417,8 @@ def board_fuzz(rig, model, count, log):
     timeout = max(TIMEOUT[rig.name], 0.3)
     t = Transport(rig.port)
     res = {"frames": 0, "answers": 0, "naks": 0, "errors": 0, "broken_answers": 0,
-           "unexpected": 0, "probe_resends": 0, "hung": False}
+           "unexpected": 0, "probe_resends": 0, "restarts": 0, "cached": 0,
+           "hung": False}
     seq = 0
     try:
         t.discard_input()
@@ -417,9 +430,15 @@ def board_fuzz(rig, model, count, log):
             seq = (seq + 1) & 0xFF
             probe = P.build_frame(P.STATS, (seq + 128) & 0xFF)    # never a fuzz frame's seq
             got = False
-            for attempt in range(8):
+            # a fuzz frame may be a valid request that restarts the board
+            # (the V1: UP_BEGIN into upload mode, any error there back out):
+            # hung means no answer for as long as a restart may take
+            t_probe = time.monotonic()
+            attempt = 0
+            while time.monotonic() - t_probe < PROBE_WAIT:
                 if attempt:
                     res["probe_resends"] += 1
+                attempt += 1
                 t.write(probe)
                 deadline = time.monotonic() + timeout
                 while not got:
@@ -429,6 +448,12 @@ def board_fuzz(rig, model, count, log):
                     for typ, s, body in frames:
                         if s == (seq + 128) & 0xFF and typ in (P.STATS | P.REPLY, P.ERROR):
                             got = True      # answered (an ERROR if it broke a fuzz fragment)
+                        elif s == (seq + 128) & 0xFF and typ in REPLY_TYPES:
+                            # a fuzz frame had the probe's seq: the board took the
+                            # probe for its retransmission and answered from its
+                            # duplicate cache (docs/protocol.md 5): alive
+                            got = True
+                            res["cached"] += 1
                         elif typ not in REPLY_TYPES:
                             res["unexpected"] += 1
                         elif typ == P.ERROR and s == 0 and body[1:2] == b"\x00":
@@ -440,6 +465,8 @@ def board_fuzz(rig, model, count, log):
             if not got:
                 res["hung"] = True
                 break
+            if time.monotonic() - t_probe > 2.0:
+                res["restarts"] += 1
         res["broken_answers"] = t.decoder.bad
         board = Board(t, timeout=timeout)
         board.seq = (seq + 64) & 0xFF
