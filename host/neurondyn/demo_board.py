@@ -12,10 +12,11 @@ Steps (picked up by ``commands/demo.py`` through ``STEPS``):
    RMSE before and after, commit, pull the model back and check that the
    pulled file predicts what the board predicts.
 
-The retraining runs on the micro:bit when its image carries the training
-module (deploy ships it only where it fits the board's heap); otherwise on
-the mpy-wasm board (current MicroPython, the sys.stdin.buffer backend of the
-ESP32 / RP2040 / pyboard profiles), and the demo says which.
+Both run on the micro:bit V1 (its Thumb msg kernel answers TRAIN and PULL;
+the commit restarts it through its upload mode). Should the V1 not answer
+its handshake, the demo says so and uses the mpy-wasm board (current
+MicroPython, the sys.stdin.buffer backend of the ESP32 / RP2040 / pyboard
+profiles) for both steps.
 """
 from __future__ import annotations
 
@@ -77,8 +78,7 @@ def _law(ctx):
 def step_serve_on_microbit(ctx):
     """Boot the virtual micro:bit with the law's model and stream its rows.
 
-    If the V1 does not answer (this build's firmware does not yet fit its heap
-    beside a model), say so and serve from the mpy-wasm board instead.
+    If the V1 does not answer, say why and serve from the mpy-wasm board instead.
     """
     law = _law(ctx)
     if law is None:
@@ -88,12 +88,11 @@ def step_serve_on_microbit(ctx):
     print("\n== virtual micro:bit V1 (QEMU, MicroPython 1.9.2) serving %s" % LAW)
     t0 = time.perf_counter()
     try:
-        vm, files, _ = _boot(where, blob, print)
+        vm, _, _ = _boot(where, blob, print)
     except DeviceError as exc:
-        print("   %s: the V1 firmware does not fit its 9 KB heap beside a model in this build "
-              "(see README, Status); serving from the mpy-wasm board instead" % exc)
+        print("   %s; serving from the mpy-wasm board instead" % exc)
         where = "mpy-wasm"
-        vm, files, _ = _boot(where, blob, print)
+        vm, _, _ = _boot(where, blob, print)
     try:
         with Board.open(vm.port) as board:
             t1 = time.perf_counter()
@@ -108,8 +107,7 @@ def step_serve_on_microbit(ctx):
     print("   streamed %d rows in %.1f s (%.0f samples/s end to end), %d errors; device %.0f us "
           "per inference; max |board - host| / (|host| + rms) = %.1e"
           % (len(X), seconds, len(X) / seconds, int((~ok).sum()), us, err))
-    ctx["board"] = {"serves_on": where,
-                    "microbit_trains": where == "microbit-v1" and "fwtrain.py" in files}
+    ctx["board"] = {"serves_on": where}
     ctx["summary"].append(
         "On the virtual %s the %s model answered %d streamed rows, each equal to the host "
         "prediction within %.1e relative (device %.0f us an inference; boot to answers %.0f s)."
@@ -126,13 +124,9 @@ def step_drift_and_feel(ctx):
     Xd[:, DRIFT_CHANNEL] *= DRIFT_GAIN       # the sensor now reads 1.3x the true value
     train = slice(0, min(TRAIN_ROWS, len(X) - 50))
     fresh = slice(len(X) - 50, len(X))
-    where = "microbit-v1" if ctx.get("board", {}).get("microbit_trains") else "mpy-wasm"
+    where = ctx.get("board", {}).get("serves_on", "microbit-v1")
     print("\n== feeling: sensor %s drifts x%.1f; the board retrains on %d labelled rows (%s)"
           % (model.inputs[DRIFT_CHANNEL], DRIFT_GAIN, train.stop, where))
-    if where != "microbit-v1":
-        print("   (the training module does not fit the micro:bit V1's heap in this build, so "
-              "feeling runs on the mpy-wasm board: current MicroPython, the stdin backend of the "
-              "ESP32 / RP2040 / pyboard profiles)")
     vm, _, _ = _boot(where, blob, print)
     try:
         with Board.open(vm.port) as board:
