@@ -242,6 +242,56 @@ def test_emulate_mpy_wasm_serves_model_then_cleans_up(tmp_path, model_file):
     assert list((tmp_path / "tmp").iterdir()) == []          # temp files removed
 
 
+def test_emulate_microbit_serves_model_then_cleans_up(tmp_path, model_file):
+    """`ndyn emulate --board microbit-v1 MODEL`: QEMU running MicroPython 1.9.2 with
+    our firmware and the model; `ndyn stream` on its port; SIGINT stops it all."""
+    data = model_file.read_bytes()
+    rows = np.array([[1.0, 2.0, 3.0], [0.5, 1.5, 2.5], [2.0, 0.7, 1.1]])
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b,c\n" + "".join("%r,%r,%r\n" % tuple(map(float, r)) for r in rows))
+    emu = Emulator(["--board", "microbit-v1", str(model_file)], tmp_path / "tmp")
+    try:
+        assert emu.port.startswith("/dev/pts/")
+        with Board.open(emu.port) as board:
+            info = board.hello()
+        assert info["board"] == "microbit-v1" and info["model_hash"] == ndm.model_hash(data)
+        out = subprocess.run([NDYN, "stream", "--port", emu.port, str(csv), "-o",
+                              str(tmp_path / "pred.csv"), "--json"], capture_output=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert summary["answered"] == 3 and summary["errors"] == 0
+        host = ndm.loads(data).predict(rows)
+        got = np.loadtxt(tmp_path / "pred.csv", delimiter=",", skiprows=1, ndmin=2,
+                         usecols=range(host.shape[1]))
+        assert np.allclose(got, host, rtol=1e-5, atol=1e-6 * np.abs(host).max())
+    finally:
+        rc = emu.stop(signal.SIGINT)
+    assert rc == 0, emu.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []          # temp files removed
+
+
+def test_flash_installs_firmware_and_model_on_a_plain_microbit_through_the_raw_repl(tmp_path,
+                                                                                  model_file):
+    """A micro:bit V1 running only MicroPython (no ndyn firmware): `ndyn flash --port`
+    writes every file in small chunks through the raw REPL (no os.stat there),
+    reads each back, resets; the board then serves the model."""
+    data = model_file.read_bytes()
+    with MicrobitVM(files={}) as vm:
+        out = subprocess.run([NDYN, "flash", str(model_file), "--board", "microbit-v1",
+                              "--port", vm.port, "--json"], capture_output=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert result["method"] != "protocol"
+        info = deploy.wait_for_hello(vm.port, 90, give_up=vm.boot_error)
+        assert info is not None, vm.boot_error() or vm.console_log()[-400:]
+        assert info["model_hash"] == ndm.model_hash(data)
+        with Board.open(vm.port) as board:
+            rows = np.array([[1.0, 2.0, 3.0]])
+            preds, status = board.infer(rows)
+        assert status[0] == 0
+        assert np.allclose(preds, ndm.loads(data).predict(rows), rtol=1e-5)
+
+
 def test_emulate_without_model_waits_for_one_then_flash_uploads_it(tmp_path, model_file):
     data = model_file.read_bytes()
     emu = Emulator(["--board", "mpy-wasm"], tmp_path / "tmp")

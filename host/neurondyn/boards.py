@@ -75,6 +75,7 @@ class BoardProfile:
     emulation: str
     asm_thumb: bool
     fs_block_bytes: int = 1
+    heap_runtime_bytes: int = 0   # the serving loop's buffers and frames; 0: HEAP_RUNTIME
     virtual: bool = False
     path: str = ""
 
@@ -263,7 +264,8 @@ def estimate(profile: BoardProfile, model_size: int, firmware: dict,
     not boot heap.
     """
     modules = [(n, src) for n, src in firmware.items() if n.endswith(".py") and n not in lazy]
-    fw_heap = HEAP_RUNTIME + sum(module_heap(src) for _, src in modules)
+    fw_heap = (profile.heap_runtime_bytes or HEAP_RUNTIME) + sum(module_heap(src)
+                                                                for _, src in modules)
     model_heap = int(HEAP_PER_MODEL_BYTE * model_size) + HEAP_PER_MODEL_FIXED if model_size else 0
     fs = sum(file_cost(profile, n, len(src)) for n, src in firmware.items())
     if model_size:

@@ -136,6 +136,15 @@ def transient_modules(folder=None) -> list:
     return sorted(n + ".py" for n in named - resident if (folder / (n + ".py")).is_file())
 
 
+# The plain path (fwgo's boot and what it runs: the kernels in plain Python,
+# the rarer requests, the model store) that the micro:bit V1 never runs: it
+# boots through fwxa and fwv1m/fwv1f/fwv1 (its kernels are Thumb code in
+# fwk.bin), its rare requests are fwd's, its upload mode fwv's. Left out of
+# its image (12 KB of its 29 KB of flash) and out of its fit check.
+MICROBIT_NEVER_RUNS = ("fwgo", "fwkern", "fwboot", "fwbufs", "fwload", "fwq", "fwr05", "fwr10",
+                       "fwrst", "fwupcp", "fwsave", "fwslot", "fwcobs", "fwplain")
+
+
 def firmware_files(profile, folder=None, optional: bool = True) -> dict:
     """Firmware sources to install (name -> bytes), with this board's fwcfg.py.
 
@@ -154,6 +163,8 @@ def firmware_files(profile, folder=None, optional: bool = True) -> dict:
         from .kernels import NAME, blob
         files[NAME] = blob()
     for name in required + (extra if optional else []):
+        if profile.fs_kind == "microbit" and name[:-3] in MICROBIT_NEVER_RUNS:
+            continue
         files[name] = (folder / name).read_bytes()
     files["fwcfg.py"] = fwcfg_source(profile).encode("utf-8")
     if profile.fs_kind == "microbit":
