@@ -2,27 +2,27 @@
 
 For hand-built 3 -> 1 (K = 2), 10 -> 4 (K = 4) and 30 -> 12 (K = 6, 2-4
 non-zero exponents per atom) models (random integer exponents, realistic
-gains, public seeds) it measures, on the virtual micro:bit (QEMU, MicroPython
-1.9.2, ``-icount shift=6``: a deterministic ~16 MHz clock, µs from
-``time.ticks_us``):
+gains, public seeds) it measures, on the virtual micro:bit V1 (QEMU,
+MicroPython 1.9.2, ``-icount shift=6``: a deterministic ~16 MHz clock, µs
+from ``time.ticks_us``), with the image ``ndyn flash`` builds, serving over
+its pty through the real protocol (``neurondyn.link.Board``):
 
-- the ``.ndm`` size, the free heap after the firmware's model modules are
-  imported and after the model is loaded, and the heap those cost;
-- µs per inference on the Thumb fixed-point path and on the plain path, and
-  the worst deviation from the float64 host (``Model.predict``) relative to
-  ``|host| + rms(host)``;
+- the ``.ndm`` size and the free heap while serving (HELLO: gc.mem_free()
+  after a collection, the firmware, its buffers and the model in place);
+- device µs per inference (the firmware's STATS: ``ticks_us`` around the
+  INFER kernel, per sample) and the worst deviation of the board's answers
+  from the float64 host (``Model.predict``) relative to ``|host| + rms(host)``,
+  float32 and int16 inputs;
 - beside it, a dense one-hidden-layer MLP in plain MicroPython
-  (``firmware/fwmlp.py``) trained on the host (scikit-learn) on the same task
-  (targets with 1 % noise): the smallest hidden width whose test NRMSE is
-  within MATCH_FACTOR of our model's (the noise floor) and whose weights fit
-  the V1's heap; its error, parameters and µs per inference;
+  (``firmware/fwmlp.py``, run from the REPL of a board with nothing else
+  loaded) trained on the host (scikit-learn) on the same task (targets with
+  1 % noise): the smallest hidden width whose test NRMSE is within
+  MATCH_FACTOR of our model's (the noise floor) and whose weights fit the
+  V1's heap; its error, parameters and µs per inference;
 - compute-bound samples/s (1e6 / µs) vs link-bound samples/s at 115200 baud
   (11,520 bytes/s, 10 bits a byte) for float32 and int16 inputs, from the
   wire bytes of docs/protocol.md with the micro:bit's limits (stop-and-wait,
-  53-byte frame payloads, 256-byte messages, 250-byte replies).
-
-All REPL lines the bench sends are short, so the test harness's raw-REPL
-loader never enters the heap: the figures are the firmware's own.
+  53-byte frame payloads, 244-byte messages, 100-byte replies).
 """
 from __future__ import annotations
 
@@ -41,10 +41,9 @@ NOISE = 0.01
 MATCH_FACTOR = 1.5
 HIDDEN = (2, 4, 8, 12, 16, 24)
 MLP_MAX_FLOATS = 900            # ~3.6 KB of weights: what the V1 heap can still hold
-KERNELS = ["fwk"]
 BAUD_BYTES = 115200 / 10.0
 # micro:bit limits from its HELLO (docs/protocol.md §3)
-MAX_PAYLOAD, MAX_MSG, MAX_REPLY = 53, 256, 250
+MAX_PAYLOAD, MAX_MSG, MAX_REPLY = 53, 244, 100
 
 DRIVER = """import gc
 import time
@@ -185,6 +184,34 @@ def measure(files, imports, make, d_in, d_out, rows, size=0):
     return free, codes, us, y
 
 
+def serve(model, x) -> dict:
+    """Boot the V1 with ``model`` (the image ndyn flash builds), stream ``x`` over its
+    pty (float32, then int16); heap, device µs per inference, worst deviation."""
+    from .. import boards, deploy, protocol as P
+    from ..errors import DeviceError
+    from ..link import Board
+    from ..vboard import MicrobitVM
+    blob = ndm.dumps(model)
+    files = deploy.image_files(boards.get_profile("microbit-v1"), blob)
+    with MicrobitVM(files=files) as vm:
+        info = deploy.wait_for_hello(vm.port, 90, give_up=vm.boot_error)
+        if info is None:
+            raise DeviceError("the virtual micro:bit did not serve: %s" % vm.boot_error())
+        with Board.open(vm.port, timeout=2.0) as b:
+            heap = b.hello()["heap_free"]
+            s0 = b.stats()
+            y, st = b.infer(x)
+            s1 = b.stats()
+            y16, st16 = b.infer(x, int16=True)
+            deq = P.dequantize_int16(P.quantize_int16(x, *b._qscale), *b._qscale)
+        if st.any() or st16.any():
+            raise DeviceError("the board refused rows of the bench: %s %s" % (st, st16))
+    n = s1["samples"] - s0["samples"]
+    return {"heap_serving": heap, "us": (s1["infer_us"] - s0["infer_us"]) / n,
+            "dev": worst_dev(model.predict(x), y), "dev_int16": worst_dev(model.predict(deq), y16),
+            "fast_paths": info["fast_paths"]}
+
+
 def link_bound(d_in, d_out, int16) -> tuple:
     """(wire bytes per sample, samples/s) of INFER at 115200 baud, micro:bit limits."""
     from ..protocol import wire_size
@@ -212,19 +239,8 @@ def bench_size(d_in, d_out, k, nnz, quick, log):
     host = model.predict(x)
     res = {"d_in": d_in, "d_out": d_out, "k": k, "ndm_bytes": len(blob),
            "ndm_bytes_with_names": len(ndm.dumps(model)), "our_nrmse": ours}
-    log("device %d->%d: Thumb path on the virtual micro:bit" % (d_in, d_out))
-    # fwmload.py is run from its file by fwmodel while loading, so it ships but is not imported
-    files = dict(common, **fw(KERNELS + ["fwmodel", "fwmload"]), **{"m.bin": blob})
-    free, codes, us, y = measure(files, KERNELS + ["fwmodel"], "fwmodel.Model()",
-                                 d_in, d_out, rows, len(blob))
-    assert codes == [0] * rows, codes
-    res.update({"heap": free, "asm_us": float(np.median(us)), "asm_dev": worst_dev(host, y)})
-    if not quick:
-        log("device %d->%d: plain path" % (d_in, d_out))
-        files = dict(common, **fw(["fwmodel", "fwplain"]), **{"m.bin": blob})
-        _, _, us, y = measure(files, ["fwplain", "fwmodel"], "fwmodel.Model()", d_in, d_out,
-                              rows, len(blob))
-        res.update({"plain_us": float(np.median(us)), "plain_dev": worst_dev(host, y)})
+    log("device %d->%d: serving on the virtual micro:bit" % (d_in, d_out))
+    res.update(serve(model, x))
     log("device %d->%d: MLP (hidden %d) on the virtual micro:bit" % (d_in, d_out, mlp["hidden"]))
     files = dict(common, **fw(["fwmlp"]), **{"m.bin": mlp_blob(mlp["weights"])})
     mfree, _, mus, my = measure(files, ["fwmlp"], "fwmlp.MLP()", d_in, d_out, rows)
@@ -232,7 +248,7 @@ def bench_size(d_in, d_out, k, nnz, quick, log):
                   "matched": matched, "us": float(np.median(mus)),
                   "dev": worst_dev(mlp_forward(mlp["weights"], x), my),
                   "heap_loaded": mfree["loaded"]}
-    res["compute_per_s"] = 1e6 / res["asm_us"]
+    res["compute_per_s"] = 1e6 / res["us"]
     for fmt, flag in (("f32", False), ("i16", True)):
         b, s = link_bound(d_in, d_out, flag)
         res["wire_bytes_per_sample_" + fmt] = b
@@ -248,34 +264,33 @@ def render(results, quick) -> str:
         rows.append([
             "%d->%d K=%d" % (r["d_in"], r["d_out"], r["k"]),
             "%d (%d)" % (r["ndm_bytes"], r["ndm_bytes_with_names"]),
-            "%d / %d / %d" % (r["heap"]["boot"], r["heap"]["imported"], r["heap"]["loaded"]),
-            "%d" % (r["heap"]["boot"] - r["heap"]["imported"]),
-            "%d" % (r["heap"]["before_load"] - r["heap"]["loaded"]),
-            "%.0f" % r["asm_us"],
-            "%.0f" % r["plain_us"] if "plain_us" in r else "-",
-            sci(max(r["asm_dev"], r.get("plain_dev", 0.0))),
+            "%d" % r["heap_serving"],
+            "%.0f" % r["us"],
+            "%s / %s" % (sci(r["dev"]), sci(r["dev_int16"])),
             "h=%d, %d params, NRMSE %s (ours %s)%s" % (m["hidden"], m["params"], sci(m["nrmse"]),
                                                         sci(r["our_nrmse"]),
                                                         "" if m["matched"] else " not matched"),
             "%.0f" % m["us"],
-            "%.0fx" % (m["us"] / r["asm_us"]),
+            "%.0fx" % (m["us"] / r["us"]),
             "%.0f" % r["compute_per_s"],
             "%.0f (%.0f B)" % (r["link_per_s_f32"], r["wire_bytes_per_sample_f32"]),
             "%.0f (%.0f B)" % (r["link_per_s_i16"], r["wire_bytes_per_sample_i16"]),
         ])
-    table = md_table(["model", ".ndm bytes (with names)", "heap free B: boot / imported / loaded",
-                      "modules heap B", "model heap B", "µs Thumb", "µs plain", "worst dev", "MLP baseline",
+    table = md_table(["model", ".ndm bytes (with names)", "heap free while serving B",
+                      "µs / inference", "worst dev f32 / int16", "MLP baseline",
                       "MLP µs", "speed-up", "compute-bound /s", "link-bound /s f32 (wire B)",
                       "link-bound /s int16 (wire B)"], rows)
-    note = ("Virtual micro:bit (QEMU `-icount shift=6`, MicroPython 1.9.2), medians over %d "
-            "samples. Heap: free after boot, after importing fwk (the pre-assembled Thumb kernels) and "
-            "fwmodel (modules heap), after loading the model (model heap, including the .ndm bytes "
-            "the Thumb path reads in place); LINK's serving modules come on top. worst dev = "
-            "max |board - host| / (|host| + rms(host)) over both paths. MLP: scikit-learn, ReLU, "
-            "weights folded to raw units, the smallest width within %.1fx of our NRMSE that fits "
-            "the heap, else the best that fits (\"not matched\": no MLP of equal error fits the "
-            "V1, so the speed-up is a lower bound). Link-bound: stop-and-wait INFER at 115200 "
-            "baud with the micro:bit's frame limits (wire bytes per sample in brackets)."
+    note = ("Virtual micro:bit V1 (QEMU `-icount shift=6`, MicroPython 1.9.2) serving the image "
+            "`ndyn flash` builds, over its pty through the protocol; %d samples a model. Heap: "
+            "HELLO's gc.mem_free() after a collection while serving (firmware, buffers, model). "
+            "µs: the firmware's STATS (ticks_us around the Thumb INFER kernel), per sample. "
+            "worst dev = max |board - host| / (|host| + rms(host)), float32 and int16 inputs "
+            "(int16: against the host on the dequantised inputs). MLP: scikit-learn, ReLU, "
+            "weights folded to raw units, plain MicroPython on a board with nothing else loaded, "
+            "the smallest width within %.1fx of our NRMSE that fits the heap, else the best "
+            "that fits (\"not matched\": no MLP of equal error fits the V1, so the speed-up is a "
+            "lower bound). Link-bound: stop-and-wait INFER at 115200 baud with the micro:bit's "
+            "frame limits (wire bytes per sample in brackets)."
             % (8 if quick else 20, MATCH_FACTOR))
     return "### device\n\n" + table + "\n\n" + note + "\n"
 
