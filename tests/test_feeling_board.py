@@ -19,61 +19,29 @@ import json
 import numpy as np
 import pytest
 
-from neurondyn import boards, cli, deploy, feeling, ndm
+from neurondyn import cli, feeling, ndm
 from neurondyn.link import Board
-from neurondyn.vboard import MicrobitVM, WasmBoard
+from neurondyn.bench.reliability import Rig
 
 from test_feeling import drifted, law, rows, write_csv
 
 BOARDS = ["mpy-wasm", "microbit-v1"]
 
 
-class Virtual:
-    """A virtual board serving ``blob`` whose flash outlives a power cut."""
-
-    def __init__(self, name, blob, folder):
-        self.name, self.folder = name, folder
-        self.state = str(folder / "microbit-flash.bin")
-        files = deploy.image_files(boards.get_profile(name), blob)
-        if name == "mpy-wasm":
-            self.vm = WasmBoard(files=files, flash_dir=folder / "flash")
-        else:
-            self.vm = MicrobitVM(files=files)
-        self._wait()
-
-    def _wait(self):
-        info = deploy.wait_for_hello(self.vm.port, 90, give_up=self.vm.boot_error)
-        assert info is not None, self.vm.boot_error() or self.vm.log()[-400:]
-        return info
-
-    @property
-    def port(self):
-        return self.vm.port
-
-    def power_cut_and_boot(self):
-        if self.name == "mpy-wasm":
-            self.vm.power_cut()
-            self.vm = WasmBoard(flash_dir=self.folder / "flash")
-        else:
-            self.vm.power_cut(save_to=self.state)
-            self.vm = MicrobitVM(files={}, flash_state=self.state)
-        return self._wait()
-
-    def stop(self):
-        assert "Traceback" not in self.vm.log(), self.vm.log()[-800:]
-        self.vm.stop()
-
-
 @pytest.fixture(params=BOARDS)
 def board(request, tmp_path):
+    """make(blob) -> a virtual board serving blob whose flash outlives a power cut
+    (the reliability bench's Rig: power_cut() then boot())."""
     made = []
 
     def make(blob):
-        made.append(Virtual(request.param, blob, tmp_path))
+        made.append(Rig(request.param, blob, str(tmp_path)))
         return made[-1]
     yield make
-    for v in made:
-        v.vm.stop()
+    for rig in made:
+        log = rig.vm.log()
+        rig.stop()
+        assert "Traceback" not in log, log[-800:]
 
 
 def test_board_steps_equal_the_mirror_and_pull_equals_the_board(board):
@@ -100,7 +68,6 @@ def test_board_steps_equal_the_mirror_and_pull_equals_the_board(board):
         assert not s.any()
         assert np.allclose(p, pulled.predict(Xt), rtol=1e-5, atol=1e-6)
         assert b.hello()["model_hash"] == ndm.model_hash(feeling.pull(b))
-    v.stop()
 
 
 def cli_ok(capsys, argv):
@@ -136,6 +103,6 @@ def test_drift_retrain_stream_pull_predict_then_power_cut(board, tmp_path, capsy
     truth = drifted(model, Xt)
     assert feeling.rmse(host, truth) < 0.2 * feeling.rmse(model.predict(Xt), truth)
     # the commit is in flash: a power cut, a boot, the retrained model serves
-    info = v.power_cut_and_boot()
+    v.power_cut()
+    info = v.boot()
     assert info["model_hash"] == ndm.model_hash(pulled.read_bytes())
-    v.stop()

@@ -506,14 +506,19 @@ def render(res) -> str:
             rows.append([label, "-", "-", "-", "-", "not available: %s" % r["why"]])
         else:
             rows.append([label, r["cuts"], "%d/%d" % (r["valid"], r["cuts"]), r["old"], r["new"],
-                         verdict(r["valid"] == r["cuts"])])
+                         r.get("upload_mode_boots", 0), verdict(r["valid"] == r["cuts"])])
     lines += ["", md_table(["power cut during", "cuts", "boots a CRC-valid model", "old", "new",
-                            "result"], rows)]
+                            "of them in upload mode first", "result"], rows)]
+    if any(r.get("upload_mode_boots") for r in (res["upload_cuts"], res["commit_cuts"])):
+        lines += ["", "In upload mode first: the cut fell between UP_BEGIN's flag file and the "
+                  "V1's restart, so it booted into its upload mode (no model); the next host that "
+                  "opened it (`Board.open`, as every ndyn command does) ended that mode and the "
+                  "board served the model counted."]
     z = res["fuzz"]
     lines += ["", md_table(["board fuzz frames", "answers", "errors", "NAKs", "broken answers",
-                            "hung", "serves afterwards"],
+                            "restarts", "hung", "serves afterwards"],
                            [[z["frames"], z["answers"], z["errors"], z["naks"], z["broken_answers"],
-                             z["hung"], z.get("serves_afterwards")]])]
+                             z.get("restarts", 0), z["hung"], z.get("serves_afterwards")]])]
     return "\n".join(lines) + "\n"
 
 
