@@ -41,6 +41,7 @@ class Transport:
         self.decoder = P.FrameDecoder()
         self.bytes_out = 0
         self.bytes_in = 0
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         import serial
@@ -79,6 +80,7 @@ class Transport:
         self.decoder = P.FrameDecoder()
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.ser.close()
         except Exception:
@@ -301,9 +303,13 @@ class Board:
                 self.t.discard_input()
                 return self.hello()
             except DeviceError:
+                if self.t.closed:
+                    raise DeviceError("the link to %s was closed while waiting for the board "
+                                      "after %s" % (self.port, what)) from None
                 if time.monotonic() > deadline:
                     raise DeviceError("board at %s did not come back after %s (waited %.0f s)"
                                       % (self.port, what, total)) from None
+                time.sleep(0.1)               # a port that is gone fails at once: no busy loop
 
     def upload(self, ndm_bytes: bytes) -> dict:
         """Send a .ndm; the board checks, saves atomically and serves it. Returns hello().

@@ -312,6 +312,7 @@ def _cut_during(rig, work, window, rng):
     def target():
         try:
             with Board.open(rig.port, timeout=max(TIMEOUT[rig.name], 0.5)) as b:
+                done["board"] = b
                 ready.set()
                 work(b)
                 done["finished"] = True
@@ -325,6 +326,8 @@ def _cut_during(rig, work, window, rng):
     ready.wait(30)
     time.sleep(float(rng.uniform(0.0, window)))
     rig.power_cut()
+    if "board" in done and not done.get("finished"):
+        done["board"].close()       # the board is gone: the link gives up now, not after its waits
     t.join(30)
     return done.get("finished", False)
 
