@@ -279,7 +279,7 @@ def test_flash_installs_firmware_and_model_on_a_plain_microbit_through_the_raw_r
     with MicrobitVM(files={}) as vm:
         out = subprocess.run([NDYN, "flash", str(model_file), "--board", "microbit-v1",
                               "--port", vm.port, "--json"], capture_output=True, timeout=600)
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 0, (out.stderr, vm.console_log()[-1500:])
         result = json.loads(out.stdout.decode().strip().splitlines()[-1])
         assert result["method"] != "protocol"
         info = deploy.wait_for_hello(vm.port, 90, give_up=vm.boot_error)

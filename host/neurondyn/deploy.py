@@ -411,6 +411,14 @@ def copy_to_microbit_drive(drive, profile, ndm_bytes, firmware) -> Path:
     return target
 
 
+BLOB_PLACEMENTS = 12     # tries at writing fwk.bin into consecutive chunks (each ~80 % on an empty fs)
+
+
+def _blob_name() -> str:
+    from .thumb import BLOB_NAME
+    return BLOB_NAME
+
+
 def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0,
                      remove=()) -> None:
     """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset.
@@ -435,7 +443,7 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
         if stale:
             repl.exec("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
                       % (stale,))
-        for name, data in files.items():
+        def write(name, data):
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
             repl.exec("f = open(%r, 'wb')\nw = f.write\n" % name)
@@ -445,9 +453,39 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
             got = int(repl.exec(_adler_script(name), timeout=120).strip())
             if got != zlib.adler32(bytes(data)):
                 raise DeviceError("verifying %s on %s failed (read back differs)" % (name, port))
-        # a hard reset: the board reboots and runs main.py (our firmware)
-        ser.write(b"import microbit\nmicrobit.reset()\n\x04")
-        ser.flush()
+
+        # the Thumb kernels run in place from fwk.bin: its flash chunks must follow
+        # each other, and the micro:bit's file system starts writing at a chunk it
+        # picks at random when it boots (wear levelling), wrapping at the end. So
+        # fwk.bin goes first and fwxa.py (whose F checks fwk.bin) second; if F
+        # does not find it whole, both are removed, the board restarts (a new
+        # start chunk) and they are written again.
+        blob = _blob_name()
+        order = sorted(files, key=lambda n: (n != blob, n != "fwxa.py"))
+        checked = blob not in files or "fwxa.py" not in files
+        for name in order:
+            write(name, files[name])
+            attempt = 0
+            while name == "fwxa.py" and not checked:
+                if int(repl.exec("import fwxa\nprint(fwxa.F(0x30000))\n").strip()):
+                    checked = True
+                    break
+                attempt += 1
+                if attempt >= BLOB_PLACEMENTS:
+                    raise DeviceError("could not lay %s out in consecutive flash chunks on %s "
+                                      "(%d tries): flash the image with --hex instead"
+                                      % (blob, port, BLOB_PLACEMENTS))
+                if progress:
+                    progress("%s is not in consecutive flash chunks: restarting the board "
+                             "and writing it again" % blob)
+                repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
+                repl.restart(timeout)
+                write(blob, files[blob])
+                write("fwxa.py", files["fwxa.py"])
+        # a hard reset: the board reboots and runs main.py (our firmware). Sent
+        # paced and acknowledged (the raw REPL's OK): a byte lost on a busy
+        # line would leave the board at its raw REPL, so try again after that
+        repl.reset_board(timeout)
     except ReplError as exc:
         raise DeviceError("the micro:bit refused a file write: %s" % exc)
     except TimeoutError as exc:

@@ -85,6 +85,7 @@ MICROBIT_LOADER = (
     " from microbit import uart\n"
     " import micropython as m\n"
     " m.kbd_intr(-1)\n"
+    " uart.write(b'\\x06')\n"
     " b=bytearray(n);p=0\n"
     " try:\n"
     "  while p<n:\n"
@@ -183,6 +184,13 @@ class RawRepl:
     def _streamed(self, command: bytes, payload: bytes, timeout: float):
         """Run ``command`` (which calls _L(len(payload))) and feed it ``payload`` with acks."""
         self._start(command, timeout)
+        # the loader acknowledges once Ctrl-C is off: a 0x03 in the payload sent
+        # before that would raise KeyboardInterrupt in the board's import lines
+        got = self.reader.read_until_any((ACK, b"\x04"), min(timeout, 20.0))
+        if not got.endswith(ACK):
+            err = self.reader.read_until(b"\x04", timeout)[:-1]
+            self.enter()
+            return got[:-1].decode("utf-8", "replace"), err.decode("utf-8", "replace") or "aborted"
         for i in range(0, len(payload), 32):
             self.ser.write(payload[i:i + 32])
             self.ser.flush()
@@ -223,6 +231,27 @@ class RawRepl:
         if err:
             raise ReplError(out, err)
         return out
+
+    def reset_board(self, timeout: float = 10.0) -> None:
+        """A hard reset of a micro:bit (``microbit.reset()``), sent paced and acknowledged
+        (the raw REPL's OK): a byte lost on a busy line would leave the board at its
+        raw REPL, so it is sent again after that. The board then boots as after a
+        power-on (and runs main.py)."""
+        self._loader_ready = False
+        for attempt in range(3):
+            try:
+                self._start(b"import microbit\nmicrobit.reset()", 10.0)
+                return
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+                self.enter(timeout=timeout)
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """reset_board, then the raw REPL again (for a board with no main.py to run)."""
+        self.reset_board(timeout)
+        time.sleep(0.5)
+        self.enter(timeout=timeout)
 
     def soft_reset(self, timeout: float = 10.0) -> None:
         """Ctrl-D at the raw prompt: the board restarts MicroPython (in raw mode)."""
