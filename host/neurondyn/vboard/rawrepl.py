@@ -85,17 +85,16 @@ MICROBIT_LOADER = (
     " from microbit import uart\n"
     " import micropython as m\n"
     " m.kbd_intr(-1)\n"
-    " uart.write(b'\\x06')\n"
     " b=bytearray(n);p=0\n"
     " try:\n"
     "  while p<n:\n"
+    "   uart.write(b'\\x06')\n"
     "   e=min(p+32,n)\n"
     "   while p<e:\n"
     "    d=uart.read(e-p)\n"
     "    if d:\n"
     "     for x in d:\n"
     "      b[p]=x;p+=1\n"
-    "   uart.write(b'\\x06')\n"
     " finally:\n"
     "  m.kbd_intr(3)\n"
     " if f:\n"
@@ -184,22 +183,18 @@ class RawRepl:
     def _streamed(self, command: bytes, payload: bytes, timeout: float):
         """Run ``command`` (which calls _L(len(payload))) and feed it ``payload`` with acks."""
         self._start(command, timeout)
-        # the loader acknowledges once Ctrl-C is off: a 0x03 in the payload sent
-        # before that would raise KeyboardInterrupt in the board's import lines
-        got = self.reader.read_until_any((ACK, b"\x04"), min(timeout, 20.0))
-        if not got.endswith(ACK):
-            err = self.reader.read_until(b"\x04", timeout)[:-1]
-            self.enter()
-            return got[:-1].decode("utf-8", "replace"), err.decode("utf-8", "replace") or "aborted"
+        # the loader asks for each 32-byte piece with an ACK, the first once
+        # Ctrl-C is off (a 0x03 in a payload sent before that would raise
+        # KeyboardInterrupt in the board's import lines)
         for i in range(0, len(payload), 32):
-            self.ser.write(payload[i:i + 32])
-            self.ser.flush()
             got = self.reader.read_until_any((ACK, b"\x04"), min(timeout, 20.0))
             if not got.endswith(ACK):
                 # the command failed before taking everything: collect stderr, resync
                 err = self.reader.read_until(b"\x04", timeout)[:-1]
                 self.enter()
                 return got[:-1].decode("utf-8", "replace"), err.decode("utf-8", "replace") or "aborted"
+            self.ser.write(payload[i:i + 32])
+            self.ser.flush()
         return self._finish(timeout)
 
     def exec_raw(self, code, timeout: float = 30.0, flow: bool = True):
