@@ -116,18 +116,27 @@ class Board:
 
     # -- opening -------------------------------------------------------------
     @classmethod
-    def open(cls, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT) -> "Board":
-        """Open ``port`` and do the version handshake (DeviceError if it fails)."""
+    def open(cls, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT,
+             seq: int = 0) -> "Board":
+        """Open ``port`` and do the version handshake (DeviceError if it fails),
+        numbering frames on from ``seq``."""
         board = cls(Transport(port, baud), timeout=timeout)
+        board.seq = seq & 0xFF
         try:
-            board.t.discard_input()
-            info = board.hello()
-            if not info["model_loaded"] and info["board"] in UPLOAD_MODE_BOARDS:
-                board.leave_upload_mode()
+            board.handshake()
         except BaseException:
             board.close()
             raise
         return board
+
+    def handshake(self) -> dict:
+        """Stale input dropped, HELLO, and a board found in its upload mode taken out
+        of it (leave_upload_mode). Returns the board's HELLO."""
+        self.t.discard_input()
+        info = self.hello()
+        if not info["model_loaded"] and info["board"] in UPLOAD_MODE_BOARDS:
+            info = self.leave_upload_mode()
+        return info
 
     def leave_upload_mode(self) -> dict:
         """A board that answers without a model may sit in its upload mode (the

@@ -173,9 +173,8 @@ class ResumingStream:
         board = Board(Transport(port, self.baud), timeout=self.timeout)
         board.seq = seq & 0xFF
         try:
-            board.t.discard_input()
             try:
-                board.hello()
+                board.handshake()
             except DeviceError as exc:
                 # The board's duplicate cache outlives a session: a HELLO whose
                 # seq the board ran last is answered with that old reply (maybe
@@ -183,7 +182,7 @@ class ResumingStream:
                 if getattr(exc, "code", None) is not None or "speaks protocol" in str(exc) \
                         or not board.t.bytes_in:
                     raise
-                board.hello()
+                board.handshake()
         except BaseException:
             # frames came back, just none whole: a framed peer on a bad line
             self.heard = board.t.decoder.bad + board.naks
