@@ -2,8 +2,8 @@
 
 * encode(): every instruction form firmware/asm/*.py uses, against known
   halfwords: GOLDEN are MicroPython 1.9.2's own assembler output (the
-  pre-assembled kernels firmware/fwk.py and fwkl.py of commit 853cd47, which
-  python -m neurondyn.fwasm read back from a virtual micro:bit), EXTRA the
+  pre-assembled kernels firmware/fwk.py and fwkl.py of commit 853cd47, read
+  back from a virtual micro:bit by that commit's neurondyn.fwasm), EXTRA the
   forms those kernels did not use, each checked once against the Capstone
   disassembler (ARMv6-M Thumb); whole functions of that commit's sources
   assemble to exactly what MicroPython made of them;

@@ -5,22 +5,22 @@ range, I/O backend, USB ids, how to flash it). ``fit_check`` estimates what our
 firmware plus a model need on that board and refuses a model that cannot fit,
 with a sentence that says which budget is exceeded and by how much.
 
-How the estimate is made (calibrated on the virtual micro:bit, MicroPython
-1.9.2, where memory is tightest; see tests/test_boards.py which re-measures it):
+How the estimate is made:
 
 - Heap, firmware: MicroPython compiles each module's source on import and
   keeps the bytecode, so its heap cost follows the amount of *code* (the
   minified source: comments and docstrings cost nothing), while an
   ``asm_thumb`` function keeps only its machine code: ``HEAP_PER_ASM_LINE``
   per instruction line assembled at import, the exact bytes of a
-  pre-assembled ``data(size, ...)`` line, ``HEAP_PER_ASM_FUNCTION`` each.
-  Measured module by module on the virtual micro:bit (11 firmware modules:
-  8,528 B measured, 9,763 B estimated; the pre-assembled fwk.py: 1.8-2.1 KB
-  measured by its authors, ~2.0 KB estimated): ``HEAP_PER_CODE_BYTE`` per byte
-  of Python code, ``HEAP_PER_MODULE`` per module (module object, globals
-  dict), plus ``HEAP_RUNTIME`` for the serving loop's frame buffers.
-- Heap, model: the loader keeps the .ndm bytes and a few objects around
-  them; measured 1,424 B for a 666-byte 30 -> 12, K = 6 model:
+  pre-assembled ``data(size, ...)`` line, ``HEAP_PER_ASM_FUNCTION`` each:
+  ``HEAP_PER_CODE_BYTE`` per byte of Python code, ``HEAP_PER_MODULE`` per
+  module (module object, globals dict), for the modules that stay imported
+  (files main.py runs and drops are not counted: deploy.transient_modules),
+  plus the serving loop's buffers: the profile's ``heap_runtime_bytes``
+  (HEAP_RUNTIME where a profile does not say). On the micro:bit V1 that
+  figure is calibrated so the estimate is never above the heap the virtual
+  V1 reports while serving (tests/test_microbit_board.py checks it).
+- Heap, model: the .ndm bytes and the buffers sized from it:
   ``HEAP_PER_MODEL_BYTE`` per .ndm byte plus ``HEAP_PER_MODEL_FIXED``.
 - Flash: every firmware file + generated fwcfg.py + two model slots (the
   store keeps the old model until the new one is committed), each rounded up

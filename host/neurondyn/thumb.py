@@ -6,7 +6,7 @@ source the way MicroPython's own assembler does (``py/emitinlinethumb.c``:
 the same instruction forms, narrow branches, the ``push {r1, r4-r7, lr}`` /
 ``pop {r1, r4-r7, pc}`` frame of every function), so its output can be
 checked halfword for halfword against what the virtual micro:bit assembles
-(tests/test_thumb.py, tests/test_fwmodel_board.py).
+(tests/test_thumb.py).
 
 Why the host assembles at all: on the micro:bit V1 (16 KB RAM) machine code
 made on the board lives in the heap. ``link`` lays the same functions out
@@ -201,7 +201,7 @@ def assemble(func: Function) -> list:
 
 
 def body(func: Function) -> list:
-    """The halfwords between prologue and epilogue (what fwasm extracts from a board)."""
+    """The halfwords between prologue and epilogue (the function's own code)."""
     return assemble(func)[1:-1]
 
 
