@@ -234,16 +234,8 @@ def drift(st: PoolState, i: int, tau, rng, counts) -> bool:
             E[1:][good] = D.energy_from_rss(rss[good], pen[good])
             hit = E
         st.memo[key] = hit
-    E = hit
-    if E is None:
-        return False
-    c = _choose(st, E, tau, rng, counts)
-    if c == 0:
-        return False
-    st.replace(i, move_target(st.atoms[i], c - 1))
-    counts.bump("drifts")
-    counts.bump("accepted")
-    return True
+    return _heat_bath_step(st, hit, tau, rng, counts, "drifts",
+                           lambda k: st.replace(i, move_target(st.atoms[i], k)))
 
 
 def _add_energies(st, cands, rows=None):
@@ -252,6 +244,20 @@ def _add_energies(st, cands, rows=None):
     rss, valid = D.candidate_rss(st.basis, GT)
     pen = st.pen + np.array([D.atom_penalty(w) for w in cands])
     return np.concatenate([[st.energy], np.where(valid, D.energy_from_rss(rss, pen), np.inf)])
+
+
+def _heat_bath_step(st: PoolState, E, tau, rng, counts, kind, apply) -> bool:
+    """The end of every move with candidates: heat-bath among staying (E[0]) and
+    the candidates (E[1:]); ``apply(k)`` makes candidate k the new state."""
+    if E is None:
+        return False
+    c = _choose(st, E, tau, rng, counts)
+    if c == 0:
+        return False
+    apply(c - 1)
+    counts.bump(kind)
+    counts.bump("accepted")
+    return True
 
 
 def nucleate(st: PoolState, candidates, tau, rng, counts, kind="nucleations") -> bool:
@@ -266,15 +272,7 @@ def nucleate(st: PoolState, candidates, tau, rng, counts, kind="nucleations") ->
         hit = (cands, _add_energies(st, cands) if cands else None)
         st.memo[key] = hit
     cands, E = hit
-    if E is None:
-        return False
-    c = _choose(st, E, tau, rng, counts)
-    if c == 0:
-        return False
-    st.add(cands[c - 1])
-    counts.bump(kind)
-    counts.bump("accepted")
-    return True
+    return _heat_bath_step(st, E, tau, rng, counts, kind, lambda k: st.add(cands[k]))
 
 
 def _budding(st: PoolState):
@@ -325,14 +323,8 @@ def bud(st: PoolState, tau, rng, counts) -> bool:
     where, E = hit
     if not where:
         return False
-    c = _choose(st, E, tau, rng, counts)
-    if c == 0:
-        return False
-    a, t = where[c - 1]
-    st.add(move_target(st.atoms[a], t))
-    counts.bump("buddings")
-    counts.bump("accepted")
-    return True
+    return _heat_bath_step(st, E, tau, rng, counts, "buddings",
+                           lambda k: st.add(move_target(st.atoms[where[k][0]], where[k][1])))
 
 
 def swap(st: PoolState, i: int, candidates, tau, rng, counts, kind="swaps") -> bool:
@@ -355,15 +347,7 @@ def swap(st: PoolState, i: int, candidates, tau, rng, counts, kind="swaps") -> b
                                                    np.inf)]))
         st.memo[key] = hit
     cands, E = hit
-    if E is None:
-        return False
-    c = _choose(st, E, tau, rng, counts)
-    if c == 0:
-        return False
-    st.replace(i, cands[c - 1])
-    counts.bump(kind)
-    counts.bump("accepted")
-    return True
+    return _heat_bath_step(st, E, tau, rng, counts, kind, lambda k: st.replace(i, cands[k]))
 
 
 def collapse(st: PoolState, i: int, tau, rng, counts) -> bool:
@@ -450,15 +434,10 @@ def merge_pair(st: PoolState, i: int, j: int, tau, rng, counts) -> bool:
         if exhaustive:
             st.memo[key] = hit
     opts, E = hit
-    if E is None:
-        return False
-    c = _choose(st, E, tau, rng, counts)
-    if c == 0:
-        return False
-    m = st.mass[i] + st.mass[j]
-    atoms = [w for t, w in enumerate(st.atoms) if t not in (i, j)] + [opts[c - 1]]
-    masses = [mm for t, mm in enumerate(st.mass) if t not in (i, j)] + [m]
-    st.set_atoms(atoms, masses)
-    counts.bump("merges")
-    counts.bump("accepted")
-    return True
+
+    def merged(k):
+        m = st.mass[i] + st.mass[j]
+        atoms = [w for t, w in enumerate(st.atoms) if t not in (i, j)] + [opts[k]]
+        masses = [mm for t, mm in enumerate(st.mass) if t not in (i, j)] + [m]
+        st.set_atoms(atoms, masses)
+    return _heat_bath_step(st, E, tau, rng, counts, "merges", merged)
