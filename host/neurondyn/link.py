@@ -52,9 +52,11 @@ class Transport:
             raise DeviceError("writing to %s failed: %s" % (self.port, exc)) from None
         self.bytes_out += len(data)
 
-    def read_frames(self, deadline: float) -> list:
-        """Frames that arrive before ``deadline`` (returns as soon as some do)."""
+    def read_frames(self, deadline: float, stop_on_broken: bool = False) -> list:
+        """Frames that arrive before ``deadline`` (returns as soon as some do; with
+        ``stop_on_broken`` also, empty, as soon as a broken frame does)."""
         import serial
+        broken = self.decoder.bad
         while True:
             try:
                 data = self.ser.read(1)
@@ -67,7 +69,7 @@ class Transport:
             if data:
                 self.bytes_in += len(data)
                 frames = self.decoder.feed(data)
-                if frames:
+                if frames or (stop_on_broken and self.decoder.bad > broken):
                     return frames
             if time.monotonic() >= deadline:
                 return []
@@ -181,9 +183,11 @@ class Board:
             deadline = time.monotonic() + timeout
             resend = False
             while not resend:
-                frames = self.t.read_frames(deadline)
+                # a broken frame while waiting is the reply (or a NAK) hit on the
+                # way back: the board is idle again, so resend now, not at the deadline
+                frames = self.t.read_frames(deadline, stop_on_broken=True)
                 if not frames:
-                    break                                   # timeout: resend
+                    break                                   # timeout or broken: resend
                 for rtype, rseq, body in frames:
                     if rtype == P.ERROR and len(body) >= 2 and body[1] == 0 \
                             and body[0] in P.NAK_CODES:
