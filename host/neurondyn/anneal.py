@@ -89,6 +89,26 @@ def _as_2d(a, name):
     return arr
 
 
+def snap_negligible_bias(model, Y):
+    """Set to exactly 0 a bias below the energy's resolution (1e-7 RMS(y) per output).
+
+    The exact least-squares refit always fits a bias; on a law without one it
+    lands on round-off (``F = 8.99e+09 q1 q2 / r^2 + 4.5e-15``).  The energy
+    already treats residuals below ``RSS_FLOOR_REL * RMS(y)`` as zero, and a
+    change that small is at float32 resolution (the .ndm stores float32), so
+    predictions do not change while the formula and the board's arithmetic
+    lose a meaningless term.  A bias the data supports is kept as fitted.
+    """
+    from .pool.energy import RSS_FLOOR_REL
+    rms = np.sqrt(np.mean(np.asarray(Y, dtype=float) ** 2, axis=0))
+    small = np.abs(model.bias) <= RSS_FLOOR_REL * rms
+    if not np.any(small & (model.bias != 0)):
+        return model
+    bias = np.where(small, 0.0, model.bias)
+    return Model(model.offset, model.scale, model.exponents, model.log_gain, model.readout,
+                 bias, list(model.inputs), list(model.outputs), model.quantized)
+
+
 class Annealer:
     """Grow a power-law model by annealing a pool of at most ``pool`` atoms.
 
@@ -202,6 +222,7 @@ class Annealer:
         t_quench = time.perf_counter()
 
         model = self._crystallise(state, L_all, Y, offset, scale, inputs, outputs, active)
+        model = snap_negligible_bias(model, Y)
         self.model_ = model
         pred = model.bias + np.exp(L_all @ model.exponents.T + model.log_gain) @ model.readout
         rss_all = np.sum((Y - pred) ** 2, axis=0)

@@ -53,27 +53,12 @@ def fit(X, Y, inputs, outputs, seed, schedule, pool):
         X, Y, inputs=inputs, outputs=outputs)
 
 
-def as_ndyn_anneal_writes(model, Y):
-    """The model ``ndyn anneal`` would write for this fit.
-
-    The anneal command post-processes the annealer's model (a bias at
-    round-off level is snapped to exactly 0); the sweep must write the same
-    bytes, so it applies the very same function rather than a copy of it.
-    """
-    try:
-        from .commands.anneal import snap_negligible_bias
-    except ImportError:       # no post-processing in this version of `ndyn anneal`
-        return model
-    return snap_negligible_bias(model, Y)
-
-
 def holdout_error(X, Y, inputs, outputs, seed, schedule, pool, holdout):
     """Anneal on the kept rows, score on the held-out rows; None if there are too few."""
     held = holdout_mask(X.shape[0], holdout)
     if held.sum() < MIN_TEST_ROWS or (~held).sum() < MIN_TEST_ROWS:
         return None
-    model = as_ndyn_anneal_writes(fit(X[~held], Y[~held], inputs, outputs, seed, schedule,
-                                      pool).model_, Y[~held])
+    model = fit(X[~held], Y[~held], inputs, outputs, seed, schedule, pool).model_
     ok = model.valid_rows(X[held])  # a held-out value may fall outside the channel band
     if not np.any(ok):
         return None
@@ -93,7 +78,7 @@ def anneal_task(data, seed, schedule, pool, holdout):
     result = {"seed": int(seed), "schedule": schedule}
     try:
         ann = fit(X, Y, inputs, outputs, seed, schedule, pool)
-        model = as_ndyn_anneal_writes(ann.model_, Y)
+        model = ann.model_
         result.update(
             ndm=ndm.dumps(model),
             k_star=int(model.k_star),

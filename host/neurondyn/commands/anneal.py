@@ -22,7 +22,6 @@ import numpy as np
 from ..data import MIN_TRAIN_ROWS, check_writable, parse_names, read_model, select, write_output
 from ..errors import UserError
 from ..formula import channel_lines, formula_lines
-from ..model import Model
 
 HELP = "grow a model from DATA.csv by annealing a neuron pool"
 FLOAT32_LIMIT = 1e38          # just below float32's largest finite value (3.4e38)
@@ -84,26 +83,6 @@ class ProgressBar:
                 self.bar.refresh()
             self.bar.close()
             self.bar = None
-
-
-def snap_negligible_bias(model, Y):
-    """Set to exactly 0 a bias below the energy's resolution (1e-7 RMS(y) per output).
-
-    The exact least-squares refit always fits a bias; on a law without one it
-    lands on round-off (``F = 8.99e+09 q1 q2 / r^2 + 4.5e-15``).  The energy
-    already treats residuals below ``RSS_FLOOR_REL * RMS(y)`` as zero, and a
-    change that small is at float32 resolution (the .ndm stores float32), so
-    predictions do not change while the formula and the board's arithmetic
-    lose a meaningless term.  A bias the data supports is kept as fitted.
-    """
-    from ..pool.energy import RSS_FLOOR_REL
-    rms = np.sqrt(np.mean(np.asarray(Y, dtype=float) ** 2, axis=0))
-    small = np.abs(model.bias) <= RSS_FLOOR_REL * rms
-    if not np.any(small & (model.bias != 0)):
-        return model
-    bias = np.where(small, 0.0, model.bias)
-    return Model(model.offset, model.scale, model.exponents, model.log_gain, model.readout,
-                 bias, list(model.inputs), list(model.outputs), model.quantized)
 
 
 def _check_float32_range(data, values, names):
@@ -178,7 +157,7 @@ def anneal_file(data, inputs, outputs, output, pool=None, seed=0, schedule=None,
     seconds = time.perf_counter() - started
 
     from .. import ndm
-    model = snap_negligible_bias(ann.model_, Y)
+    model = ann.model_
     blob = ndm.dumps(model)
     formula = formula_lines(model)
     write_output(output, blob, "model")
