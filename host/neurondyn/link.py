@@ -118,12 +118,9 @@ class Board:
 
     # -- opening -------------------------------------------------------------
     @classmethod
-    def open(cls, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT,
-             seq: int = 0) -> "Board":
-        """Open ``port`` and do the version handshake (DeviceError if it fails),
-        numbering frames on from ``seq``."""
+    def open(cls, port: str, baud: int = 115200, timeout: float = DEFAULT_TIMEOUT) -> "Board":
+        """Open ``port`` and do the version handshake (DeviceError if it fails)."""
         board = cls(Transport(port, baud), timeout=timeout)
-        board.seq = seq & 0xFF
         try:
             board.handshake()
         except BaseException:
