@@ -414,11 +414,6 @@ def copy_to_microbit_drive(drive, profile, ndm_bytes, firmware) -> Path:
 BLOB_PLACEMENTS = 24     # tries at laying fwk.bin out whole (measured: 0 or 8 retries; freed chunks are reused only after the file system wraps)
 
 
-def _blob_name() -> str:
-    from .thumb import BLOB_NAME
-    return BLOB_NAME
-
-
 def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0,
                      remove=()) -> None:
     """Write ``files`` to a micro:bit V1 running MicroPython via its raw REPL, verify, reset.
@@ -460,31 +455,28 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
         # fwk.bin goes first and fwxa.py (whose F checks fwk.bin) second; if F
         # does not find it whole, both are removed, the board restarts (a new
         # start chunk) and they are written again.
-        blob = _blob_name()
-        order = sorted(files, key=lambda n: (n != blob, n != "fwxa.py"))
-        checked = blob not in files or "fwxa.py" not in files
-        for name in order:
+        from .kernels import NAME as blob
+        first = [n for n in (blob, "fwxa.py") if n in files]
+        for name in first:
             write(name, files[name])
-            attempt = 0
-            while name == "fwxa.py" and not checked:
-                if int(repl.exec("import fwxa\nprint(fwxa.F(0x30000))\n").strip()):
-                    checked = True
-                    break
-                attempt += 1
-                if attempt >= BLOB_PLACEMENTS:
-                    raise DeviceError("could not lay %s out in consecutive flash chunks on %s "
-                                      "(%d tries): flash the image with --hex instead"
-                                      % (blob, port, BLOB_PLACEMENTS))
-                if progress:
-                    progress("%s is not in consecutive flash chunks: restarting the board "
-                             "and writing it again" % blob)
-                repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
-                repl.restart(timeout)
-                write(blob, files[blob])
-                write("fwxa.py", files["fwxa.py"])
-        # a hard reset: the board reboots and runs main.py (our firmware). Sent
-        # paced and acknowledged (the raw REPL's OK): a byte lost on a busy
-        # line would leave the board at its raw REPL, so try again after that
+        for attempt in range(BLOB_PLACEMENTS if len(first) == 2 else 0):
+            if int(repl.exec("import fwxa\nprint(fwxa.F(0x30000))\n").strip()):
+                break
+            if attempt == BLOB_PLACEMENTS - 1:
+                raise DeviceError("could not lay %s out in consecutive flash chunks on %s "
+                                  "(%d tries): flash the image with --hex instead"
+                                  % (blob, port, BLOB_PLACEMENTS))
+            if progress:
+                progress("%s is not in consecutive flash chunks: restarting the board "
+                         "and writing it again" % blob)
+            repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
+            repl.restart(timeout)
+            for name in first:
+                write(name, files[name])
+        for name in files:
+            if name not in first:
+                write(name, files[name])
+        # a hard reset: the board reboots and runs main.py (our firmware)
         repl.reset_board(timeout)
     except ReplError as exc:
         raise DeviceError("the micro:bit refused a file write: %s" % exc)
