@@ -112,11 +112,10 @@ class MicrobitVM(VirtualBoard):
     process: ``save_flash(path)`` snapshots the file-system region through
     QEMU's monitor -- at any instant, like a power cut would leave it -- and
     ``flash_state=path`` boots with such a snapshot laid over the image. The
-    monitor is always open, on a Unix socket in the VM's temporary folder
-    (``monitor`` is accepted for compatibility).
+    monitor is always open, on a Unix socket in the VM's temporary folder.
     """
 
-    def __init__(self, hex_path=None, files=None, icount: int = 6, monitor: bool = True,
+    def __init__(self, hex_path=None, files=None, icount: int = 6,
                  boot_timeout: float = 20.0, minify: bool = False, flash_state=None):
         if (hex_path is None) == (files is None):
             raise ValueError("give exactly one of hex_path or files")
@@ -211,8 +210,8 @@ class MicrobitVM(VirtualBoard):
     def monitor_command(self, command: str, timeout: float = 10.0) -> str:
         """Run one QEMU human-monitor command; return its output."""
         import socket
-        if not self.monitor or not self.running:
-            raise DeviceError("the virtual micro:bit has no monitor (not running, or monitor=False)")
+        if not self.running:
+            raise DeviceError("the virtual micro:bit has no monitor (not running)")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(self.monitor)
