@@ -35,12 +35,11 @@ import zlib
 
 import numpy as np
 
-from . import ndm
+from . import ndm, protocol as P
 from .errors import DeviceError, UserError
 from .model import Model
 
-PULL = 0x13
-TRAIN = 0x20
+PULL, TRAIN = P.PULL, P.TRAIN   # the messages feeling uses (docs/protocol.md 4)
 FLAG_EVAL = 0x01
 MU = 1.5                      # default step of the first pass (then halved each pass)
 HOLDOUT = 0.2                 # default fraction of rows the board evaluates on
@@ -129,7 +128,7 @@ def _request(board, typ, payload=b"", **kw) -> bytes:
     try:
         return board.request(typ, payload, **kw)
     except BoardError as exc:
-        if exc.code == 4:           # E_UNKNOWN: firmware older than PULL/TRAIN
+        if exc.code == P.E_UNKNOWN:     # firmware older than PULL/TRAIN
             raise DeviceError("the firmware on %s cannot retrain or pull (it predates "
                               "feeling: flash the current one with `ndyn flash`)"
                               % board.port) from None
