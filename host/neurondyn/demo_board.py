@@ -29,16 +29,12 @@ from .data import select
 from .datasets import DATASETS
 from .errors import DeviceError
 from .link import Board
+from .model import relative_deviation
 
 LAW = "coulomb"          # the bundled physics law the board half uses
 DRIFT_CHANNEL = 0        # index of the input whose sensor gain drifts
 DRIFT_GAIN = 1.3
 TRAIN_ROWS = 250        # the law has 300 rows: 250 to feel, 50 fresh to score
-
-
-def _relative_error(board_pred, host_pred) -> float:
-    scale = np.abs(host_pred) + np.sqrt(np.mean(host_pred ** 2, axis=0))
-    return float(np.max(np.abs(board_pred - host_pred) / scale))
 
 
 def _boot(board_name, blob, say):
@@ -102,7 +98,7 @@ def step_serve_on_microbit(ctx):
     finally:
         vm.stop()
     ok = np.asarray(errors) == 0
-    err = _relative_error(pred[ok], model.predict(X[ok]))
+    err = relative_deviation(pred[ok], model.predict(X[ok]), axis=0)
     us = stats.get("infer_us", 0) / max(1, stats.get("samples", 1))
     print("   streamed %d rows in %.1f s (%.0f samples/s end to end), %d errors; device %.0f us "
           "per inference; max |board - host| / (|host| + rms) = %.1e"
@@ -141,7 +137,7 @@ def step_drift_and_feel(ctx):
     clean = rmse(model.predict(X[fresh]), Y[fresh])
     drifted = rmse(model.predict(Xd[fresh]), Y[fresh])
     after = rmse(pred[ok], Y[fresh][ok])
-    parity = _relative_error(pulled.predict(Xd[fresh][ok]), pred[ok])
+    parity = relative_deviation(pulled.predict(Xd[fresh][ok]), pred[ok], axis=0)
     print("   RMSE on fresh rows: clean %.3g, drifted %.3g, after feeling %.3g "
           "(board's own held-out RMSE %.3g -> %.3g); committed model %08x"
           % (clean, drifted, after, res["rmse_before"], res["rmse_after"], res["model_hash"] or 0))

@@ -199,3 +199,12 @@ def choose_channels(raw) -> tuple:
     # float32-exact so host and board apply the very same map
     return (np.asarray(offset, np.float32).astype(np.float64),
             np.asarray(scale, np.float32).astype(np.float64))
+
+
+def relative_deviation(got, host, axis=None) -> float:
+    """max |got - host| / (|host| + rms(host)): how far a board's (or an exported
+    model's) predictions are from the host's, in float32 terms. ``axis`` is
+    where rms(host) is taken: None over everything, 0 per output, 1 per row."""
+    host = np.asarray(host, dtype=float)
+    rms = np.sqrt(np.mean(host ** 2, axis=axis, keepdims=True))
+    return float(np.max(np.abs(np.asarray(got, dtype=float) - host) / (np.abs(host) + rms)))

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from ..model import Model
+from ..model import Model, relative_deviation
 from .. import ndm
 from ..paths import firmware_dir
 from . import needs_qemu
@@ -158,8 +158,8 @@ def parse_rows(out):
 
 
 def worst_dev(host, dev) -> float:
-    scale = np.abs(host) + np.sqrt(np.mean(host ** 2, axis=1, keepdims=True))
-    return float(np.max(np.abs(dev - host) / scale))
+    """max |dev - host| / (|host| + rms(host)), rms per row."""
+    return relative_deviation(dev, host, axis=1)
 
 
 def heap_free(board) -> int:

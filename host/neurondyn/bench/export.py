@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from .. import export_c, export_tflite, ndm
-from ..model import Model
+from ..model import Model, relative_deviation
 from ..tflite_writer import GraphWriter
 
 
@@ -286,8 +286,7 @@ def compiled_c_bytes(header: bytes):
 
 def parity(got, host) -> float:
     """Worst |got - host| / (|host| + rms(host)) over rows and outputs."""
-    rms = np.sqrt(np.mean(host ** 2, axis=0))
-    return float(np.max(np.abs(got - host) / (np.abs(host) + rms)))
+    return relative_deviation(got, host, axis=0)
 
 
 # -- the suite ------------------------------------------------------------------------

@@ -57,7 +57,7 @@ from .. import boards, deploy, feeling, ndm
 from . import needs_qemu
 from ..errors import DeviceError
 from ..vboard.rawrepl import ReplError
-from ..model import Model
+from ..model import Model, relative_deviation
 
 SEED = 4004
 NOISE = 0.01
@@ -217,18 +217,11 @@ class Session:
                 "samples_per_message": per, "timed_steps": used, "repl_heap_free": free}
 
 
-def write_csv(path, names, data) -> None:
-    with open(path, "w") as fh:
-        fh.write(",".join(names) + "\n")
-        for r in data:
-            fh.write(",".join(repr(float(v)) for v in r) + "\n")
-
-
 def host_anneal(folder, X, Y, model, init_blob=None) -> tuple:
     """What ``ndyn anneal DATA.csv [--from PULLED.ndm --reheat REHEAT]`` runs, on these
     samples: (model, seconds)."""
     from ..commands.anneal import anneal_file
-    from ..data import read_model
+    from ..data import read_model, write_csv
     data = os.path.join(folder, "new.csv")
     write_csv(data, model.inputs + model.outputs, np.hstack([X, Y]))
     init = None
@@ -244,8 +237,7 @@ def host_anneal(folder, X, Y, model, init_blob=None) -> tuple:
 
 def parity(board_pred, host_pred) -> float:
     """max |board - host| / (|host| + rms(host))."""
-    scale = np.abs(host_pred) + np.sqrt(np.mean(host_pred ** 2))
-    return float(np.max(np.abs(board_pred - host_pred) / scale))
+    return relative_deviation(board_pred, host_pred)
 
 
 def feel(s, X, Y, Xf, Yf):
