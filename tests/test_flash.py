@@ -282,6 +282,8 @@ def test_flash_installs_firmware_and_model_on_a_plain_microbit_through_the_raw_r
         assert out.returncode == 0, (out.stderr, vm.console_log()[-1500:])
         result = json.loads(out.stdout.decode().strip().splitlines()[-1])
         assert result["method"] != "protocol"
+        # fwk.bin landed in consecutive chunks at the first try (neurondyn.mbfs)
+        assert b"not in consecutive flash chunks" not in out.stderr, out.stderr
         info = deploy.wait_for_hello(vm.port, 90, give_up=vm.boot_error)
         assert info is not None, vm.boot_error() or vm.console_log()[-400:]
         assert info["model_hash"] == ndm.model_hash(data)

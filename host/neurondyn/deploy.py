@@ -27,7 +27,7 @@ import time
 import zlib
 from pathlib import Path
 
-from . import boards
+from . import boards, mbfs
 from .errors import DeviceError, UserError
 from .paths import firmware_dir
 
@@ -411,7 +411,21 @@ def copy_to_microbit_drive(drive, profile, ndm_bytes, firmware) -> Path:
     return target
 
 
-BLOB_PLACEMENTS = 24     # tries at laying fwk.bin out whole (measured: 0 or 8 retries; freed chunks are reused only after the file system wraps)
+BLOB_PLACEMENTS = 8      # tries at laying fwk.bin out whole (the probe and filler of _make_room make the first one land)
+
+
+def _make_room(repl, need: int) -> None:
+    """Take the free chunks before the first run of ``need`` consecutive ones (neurondyn.mbfs)."""
+    lines = repl.exec(mbfs.probe_script()).split()
+    if len(lines) != 2:
+        return                      # not the file system we know: the F check decides
+    try:
+        before, after = bytes.fromhex(lines[0]), bytes.fromhex(lines[1])
+        skip = mbfs.filler_chunks(after, mbfs.probe_chunk(before, after), need)
+    except ValueError:
+        return
+    if skip:
+        repl.exec(mbfs.filler_script(skip), timeout=60)
 
 
 def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.0,
@@ -450,29 +464,33 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
                 raise DeviceError("verifying %s on %s failed (read back differs)" % (name, port))
 
         # the Thumb kernels run in place from fwk.bin: its flash chunks must follow
-        # each other, and the micro:bit's file system starts writing at a chunk it
-        # picks at random when it boots (wear levelling), wrapping at the end. So
-        # fwk.bin goes first and fwxa.py (whose F checks fwk.bin) second; if F
-        # does not find it whole, both are removed, the board restarts (a new
-        # start chunk) and they are written again.
+        # each other. The file system puts new chunks where it likes (neurondyn.mbfs),
+        # so a probe file shows where the next one goes and a filler file takes the
+        # chunks before the first long enough free run; then fwk.bin and fwxa.py
+        # (whose F checks fwk.bin). If F still does not find it whole (another
+        # MicroPython build, a full file system), both are removed, the board
+        # restarts (a new start chunk) and they are written again.
         from .kernels import NAME as blob
         first = [n for n in (blob, "fwxa.py") if n in files]
-        for name in first:
-            write(name, files[name])
-        for attempt in range(BLOB_PLACEMENTS if len(first) == 2 else 0):
-            if int(repl.exec("import fwxa\nprint(fwxa.F(0x30000))\n").strip()):
+        for attempt in range(BLOB_PLACEMENTS if len(first) == 2 else 1):
+            if attempt:
+                if progress:
+                    progress("%s is not in consecutive flash chunks: restarting the board "
+                             "and writing it again" % blob)
+                repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
+                repl.restart(timeout)
+            if blob in files:
+                _make_room(repl, mbfs.file_chunks(blob, len(files[blob])))
+            for name in first:
+                write(name, files[name])
+            if len(first) < 2 or int(repl.exec("import fwxa\nprint(fwxa.F(0x30000))\n").strip()):
                 break
             if attempt == BLOB_PLACEMENTS - 1:
                 raise DeviceError("could not lay %s out in consecutive flash chunks on %s "
                                   "(%d tries): flash the image with --hex instead"
                                   % (blob, port, BLOB_PLACEMENTS))
-            if progress:
-                progress("%s is not in consecutive flash chunks: restarting the board "
-                         "and writing it again" % blob)
-            repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
-            repl.restart(timeout)
-            for name in first:
-                write(name, files[name])
+        repl.exec("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
+                  % ((mbfs.PROBE, mbfs.FILLER),))
         for name in files:
             if name not in first:
                 write(name, files[name])

@@ -79,12 +79,24 @@ class GdbClient:
             pass
 
 
+FLASH_SIZE = 0x40000         # the nRF51822's 256 KB of flash
+
+
 def segments(hex_path):
-    """(address, bytes) runs of an Intel HEX image."""
+    """(address, bytes) runs of an Intel HEX image: the whole flash first, every byte
+    the image does not set 0xFF, then what lies beyond the flash (UICR).
+
+    A real micro:bit's unwritten flash is erased, 0xFF; QEMU's starts zeroed,
+    which the file system reads as every chunk freed (0x00): each new chunk
+    then costs a page erase, and files land wherever a page was reclaimed.
+    """
     from intelhex import IntelHex
     ih = IntelHex(str(hex_path))
+    ih.padding = 0xFF
+    yield 0, ih.tobinstr(start=0, size=FLASH_SIZE)
     for start, end in ih.segments():
-        yield start, ih.tobinstr(start=start, size=end - start)
+        if start >= FLASH_SIZE:
+            yield start, ih.tobinstr(start=start, size=end - start)
 
 
 def write_image(gdb_path: str, hex_path) -> int:
