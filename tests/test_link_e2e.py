@@ -27,6 +27,7 @@ import pytest
 from neurondyn import boards, cli, deploy, ndm, protocol as P
 from neurondyn.errors import DeviceError
 from neurondyn.link import Board
+from neurondyn.bench.problems import random_crystal
 from neurondyn.model import Model
 from neurondyn.paths import firmware_dir
 from neurondyn.vboard import MicrobitSession, MicrobitVM, WasmBoard, run_on_wasm
@@ -34,16 +35,7 @@ from neurondyn.vboard import MicrobitSession, MicrobitVM, WasmBoard, run_on_wasm
 
 def power_model(d_in=30, d_out=12, k=6, seed=0):
     """A crystallised model like the annealer's: k atoms with 2-4 non-zero exponents."""
-    rng = np.random.default_rng(seed)
-    w = np.zeros((k, d_in))
-    for a in range(k):
-        js = rng.choice(d_in, size=rng.integers(2, 5), replace=False)
-        w[a, js] = rng.choice([-2, -1, 1, 2], size=js.size)
-    names = ["s%02d" % j for j in range(d_in)]
-    outs = ["act%d" % i for i in range(d_out)]
-    return Model(np.zeros(d_in), np.ones(d_in), w, rng.uniform(-1, 1, k),
-                 rng.uniform(-2, 2, (k, d_out)), rng.uniform(-1, 1, d_out),
-                 names, outs).rounded_to_float32()
+    return random_crystal(d_in, d_out, k, seed, output_prefix="act")
 
 
 def parity_ok(dev, host):

@@ -55,6 +55,7 @@ import numpy as np
 
 from .. import boards, deploy, feeling, ndm
 from . import needs_qemu
+from .problems import random_crystal
 from ..errors import DeviceError
 from ..vboard.rawrepl import ReplError
 from ..model import Model, relative_deviation
@@ -97,16 +98,7 @@ def law() -> Model:
 
 def big_model() -> Model:
     """A 30 -> 12, K = 6 model (2-4 non-zero exponents per atom), issue 4's memory target."""
-    rng = np.random.default_rng(SEED + 1)
-    d_in, d_out, k = 30, 12, 6
-    w = np.zeros((k, d_in))
-    for a in range(k):
-        js = rng.choice(d_in, size=rng.integers(2, 5), replace=False)
-        w[a, js] = rng.choice([-2, -1, 1, 2], size=js.size)
-    return Model(np.zeros(d_in), np.ones(d_in), w, rng.uniform(-1, 1, k),
-                 rng.uniform(-2, 2, (k, d_out)), rng.uniform(-1, 1, d_out),
-                 ["s%02d" % j for j in range(d_in)],
-                 ["y%d" % i for i in range(d_out)]).rounded_to_float32()
+    return random_crystal(30, 12, 6, SEED + 1)
 
 
 def scenarios(model):

@@ -85,6 +85,23 @@ def random_atoms(rng, d: int, K: int, max_nonzero: int = 3) -> np.ndarray:
     return np.array(atoms, dtype=np.int64).reshape(K, d)
 
 
+def random_crystal(d_in: int, d_out: int, k: int, seed: int, output_prefix: str = "y"):
+    """A crystallised model of the annealer's kind drawn from ``seed``: k atoms with 2-4
+    non-zero exponents in {±1, ±2}, log-gains U[-1, 1], readout U[-2, 2], bias U[-1, 1],
+    rounded to float32. At 30 -> 12, K = 6 it is the memory target of the board issues
+    (the robot-dog size); the device-side tests and `ndyn bench feeling` serve it."""
+    from ..model import Model
+    rng = np.random.default_rng(seed)
+    w = np.zeros((k, d_in))
+    for a in range(k):
+        js = rng.choice(d_in, size=rng.integers(2, 5), replace=False)
+        w[a, js] = rng.choice([-2, -1, 1, 2], size=js.size)
+    return Model(np.zeros(d_in), np.ones(d_in), w, rng.uniform(-1, 1, k),
+                 rng.uniform(-2, 2, (k, d_out)), rng.uniform(-1, 1, d_out),
+                 ["s%02d" % j for j in range(d_in)],
+                 ["%s%d" % (output_prefix, i) for i in range(d_out)]).rounded_to_float32()
+
+
 def make_problem(d, K, noise, seed, x_range=(1.0, 5.0), n=2000, n_test=1000,
                  max_nonzero=3) -> Problem:
     """A random sum of K distinct monomials in d inputs (see the module docstring).
