@@ -8,7 +8,7 @@ random when it boots (wear levelling), wrapping at the end; freed chunks are
 reused only once no unused one is left. A raw-REPL install therefore cannot
 choose where fwk.bin goes, but it can see where the next chunk will go: it
 creates an empty probe file and reads the chunk markers before and after
-(``PROBE_SCRIPT``); ``filler_chunks`` then says how many chunks a filler file
+(``probe_script``); ``filler_chunks`` then says how many chunks a filler file
 must take first so that fwk.bin's chunks come out consecutive. The chunk
 area is the one micropython-microbit-fs writes images into (the V1's last
 two flash pages are the magnetometer calibration and the file system's
