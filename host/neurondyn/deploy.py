@@ -450,8 +450,7 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
                               "flash an image made with --hex first)" % port)
         stale = [n for n in remove if n not in files]
         if stale:
-            repl.exec("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
-                      % (stale,))
+            repl.exec(mbfs.remove_script(stale))
         def write(name, data):
             if progress:
                 progress("writing %s (%d bytes)" % (name, len(data)))
@@ -477,7 +476,7 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
                 if progress:
                     progress("%s is not in consecutive flash chunks: restarting the board "
                              "and writing it again" % blob)
-                repl.exec("import os\nos.remove(%r)\nos.remove('fwxa.py')\n" % blob)
+                repl.exec(mbfs.remove_script(first))
                 repl.restart(timeout)
             if blob in files:
                 _make_room(repl, mbfs.file_chunks(blob, len(files[blob])))
@@ -489,8 +488,7 @@ def install_microbit(port: str, files: dict, progress=None, timeout: float = 15.
                 raise DeviceError("could not lay %s out in consecutive flash chunks on %s "
                                   "(%d tries): flash the image with --hex instead"
                                   % (blob, port, BLOB_PLACEMENTS))
-        repl.exec("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
-                  % ((mbfs.PROBE, mbfs.FILLER),))
+        repl.exec(mbfs.remove_script((mbfs.PROBE, mbfs.FILLER)))
         for name in files:
             if name not in first:
                 write(name, files[name])

@@ -14,8 +14,6 @@ area is the one micropython-microbit-fs writes images into (the V1's last
 two flash pages are the magnetometer calibration and the file system's
 scratch page), read from the bundled MicroPython hex.
 """
-from functools import lru_cache
-
 CHUNK = 128                  # bytes a chunk
 CHUNK_DATA = 126             # a chunk's data bytes (a marker before, a next-chunk index after)
 UNUSED = 0xFF
@@ -23,12 +21,11 @@ PROBE = "ndm_p"              # the empty probe file (one chunk)
 FILLER = "ndm_f"             # the filler file
 
 
-@lru_cache(maxsize=1)
 def chunk_area() -> tuple:
     """(first chunk's address, number of chunks) of the V1 file system."""
-    import micropython_microbit_fs as mfs
     from micropython_microbit_fs import filesystem
-    info = mfs.get_device_info(mfs.get_bundled_hex(1).content)
+    from .vboard.microbit import device_info
+    info = device_info()
     start = filesystem.get_fs_start_address(info)
     return start, (filesystem.get_last_page_address(info) - start) // CHUNK
 
@@ -57,16 +54,16 @@ def markers_script() -> str:
             "    print()\n" % (count, start))
 
 
+def remove_script(names) -> str:
+    """Board script: remove those of ``names`` that exist (the V1 has no os.stat)."""
+    return ("import os\nfor n in %r:\n    if n in os.listdir():\n        os.remove(n)\n"
+            % (tuple(names),))
+
+
 def probe_script() -> str:
     """Board script: remove old probe/filler files, print the chunk markers, create the probe, print them again."""
-    return (markers_script()
-            + "import os\n"
-            "for n in %r:\n"
-            "    if n in os.listdir():\n"
-            "        os.remove(n)\n"
-            "M()\n"
-            "open(%r, 'wb').close()\n"
-            "M()\n" % ((PROBE, FILLER), PROBE))
+    return (markers_script() + remove_script((PROBE, FILLER))
+            + "M()\nopen(%r, 'wb').close()\nM()\n" % PROBE)
 
 
 def filler_script(chunks: int) -> str:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import DeviceError, UserError
@@ -34,10 +35,17 @@ def bundled_hex():
     return h.version, h.content
 
 
+@lru_cache(maxsize=1)
+def device_info():
+    """The bundled V1 image's flash layout (micropython-microbit-fs's DeviceInfo:
+    file-system start and end, page size...); read once, the hex is ~600 KB of text."""
+    import micropython_microbit_fs as mfs
+    return mfs.get_device_info(bundled_hex()[1])
+
+
 def microbit_fs_capacity() -> int:
     """Bytes of file system the bundled V1 image offers (files + their headers)."""
-    import micropython_microbit_fs as mfs
-    return mfs.get_device_info(bundled_hex()[1]).fs_size
+    return device_info().fs_size
 
 
 def build_microbit_hex(files: dict, out_path, minify: bool = False) -> Path:
@@ -71,8 +79,7 @@ def build_microbit_hex(files: dict, out_path, minify: bool = False) -> Path:
 
 def fs_region():
     """(start, end) flash addresses of the V1 image's file system."""
-    import micropython_microbit_fs as mfs
-    info = mfs.get_device_info(bundled_hex()[1])
+    info = device_info()
     return info.fs_start_address, info.fs_end_address
 
 
