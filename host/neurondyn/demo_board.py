@@ -38,7 +38,7 @@ TRAIN_ROWS = 250        # the law has 300 rows: 250 to feel, 50 fresh to score
 
 
 def _boot(board_name, blob, say):
-    """Start a virtual board serving ``blob``; return (vm, port, hello)."""
+    """Start a virtual board serving ``blob`` and wait for its handshake; return the VM."""
     from .vboard import MicrobitVM, WasmBoard
     profile = boards.get_profile(board_name)
     files = deploy.image_files(profile, blob)
@@ -57,7 +57,7 @@ def _boot(board_name, blob, say):
     say("   %s up on %s: firmware %s, heap free %d B, model hash %08x"
         % (board_name, vm.port, info.get("firmware", "?"), info.get("heap_free", -1),
            info.get("model_hash", 0)))
-    return vm, files, info
+    return vm
 
 
 def _law(ctx):
@@ -84,11 +84,11 @@ def step_serve_on_microbit(ctx):
     print("\n== virtual micro:bit V1 (QEMU, MicroPython 1.9.2) serving %s" % LAW)
     t0 = time.perf_counter()
     try:
-        vm, _, _ = _boot(where, blob, print)
+        vm = _boot(where, blob, print)
     except DeviceError as exc:
         print("   %s; serving from the mpy-wasm board instead" % exc)
         where = "mpy-wasm"
-        vm, _, _ = _boot(where, blob, print)
+        vm = _boot(where, blob, print)
     try:
         with Board.open(vm.port) as board:
             t1 = time.perf_counter()
@@ -123,7 +123,7 @@ def step_drift_and_feel(ctx):
     where = ctx.get("board", {}).get("serves_on", "microbit-v1")
     print("\n== feeling: sensor %s drifts x%.1f; the board retrains on %d labelled rows (%s)"
           % (model.inputs[DRIFT_CHANNEL], DRIFT_GAIN, train.stop, where))
-    vm, _, _ = _boot(where, blob, print)
+    vm = _boot(where, blob, print)
     try:
         with Board.open(vm.port) as board:
             res = feeling.retrain(board, Xd[train], Y[train], model.inputs, model.outputs)
