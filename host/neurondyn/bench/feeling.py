@@ -227,11 +227,6 @@ def host_anneal(folder, X, Y, model, init_blob=None) -> tuple:
     return res["model"], res["seconds"]
 
 
-def parity(board_pred, host_pred) -> float:
-    """max |board - host| / (|host| + rms(host))."""
-    return relative_deviation(board_pred, host_pred)
-
-
 def feel(s, X, Y, Xf, Yf):
     """Stream X, Y with the default schedule, commit, EVAL; the run's figures."""
     b = s.board
@@ -252,7 +247,7 @@ def feel(s, X, Y, Xf, Yf):
     pred, status = b.infer(Xf)
     ok = status == 0
     return pulled_blob, {"board_rmse": after, "pulled_rmse": feeling.rmse(pulled.predict(Xf), Yf),
-                         "pull_parity": parity(pred[ok], pulled.predict(Xf[ok])),
+                         "pull_parity": relative_deviation(pred[ok], pulled.predict(Xf[ok])),
                          "steps": steps, "wall_s": wall, "round_trip_us": 1e6 * wall / steps,
                          "heap_free": heap, "commit_s": commit_s}
 
