@@ -212,6 +212,25 @@ def test_recovery_suite_smoke_on_a_tiny_subset():
     assert "| U[1,5] | 3 | 1 |" in res.markdown and "electrical_power" in res.markdown
 
 
+def test_recovery_targets_are_judged_per_input_range_when_both_ran():
+    def cell(xr, noise, exact):
+        return {"x_range": list(xr), "d": 3, "K": 4, "noise": noise, "exact": exact,
+                "missed_rel_rmse_max": None, "cpu_seconds_median": 1.0, "seconds_median": 1.0,
+                "cpu_seconds_max": 1.0, "seconds_max": 1.0, "test_rel_rmse_median": 1e-3,
+                "mlp_rel_rmse_median": 1e-2, "params_total_median": 20, "mlp_params": 501}
+    cells = [cell((0.5, 2.0), 0.01, 0.9), cell((1.0, 5.0), 0.01, 0.45),
+             cell((0.5, 2.0), 0.0, 1.0), cell((1.0, 5.0), 0.0, 1.0)]
+    got = {t["target"]: (t["value"], t["ok"], t["cells"]) for t in recovery._targets(cells, [])}
+    one = "Required: exact >= 85 % in every 1 %-noise cell"
+    assert got[one] == ("min 45 %", False, 2)
+    assert got[one + ", U[1,5]"] == ("min 45 %", False, 1)
+    assert got[one + ", U[0.5,2]"] == ("min 90 %", True, 1)
+    assert got["Required: exact >= 95 % in every noise-0 cell, U[1,5]"][1]
+    # one range only: no per-range rows
+    alone = recovery._targets([c for c in cells if c["x_range"] == [1.0, 5.0]], [])
+    assert not any("U[" in t["target"] for t in alone)
+
+
 def test_recovery_seeds_and_pools_are_the_documented_ones():
     specs = recovery.grid_specs()
     assert len(specs) == 3 * 4 * 3 * 20 and len({s["key"] for s in specs}) == len(specs)

@@ -266,11 +266,24 @@ def _targets(cells, laws) -> list:
             out.append({"target": text, "value": fmt(v), "ok": bool(ok_fn(v)),
                         "cells": len(group)})
 
-    add("Required: exact >= 95 % in every noise-0 cell", cells_where(lambda c: c["noise"] == 0),
-        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.95, lambda v: "min " + pct(v))
-    add("Required: exact >= 85 % in every 1 %-noise cell",
-        cells_where(lambda c: c["noise"] == 0.01),
-        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.85, lambda v: "min " + pct(v))
+    # With both input ranges in the run, the per-cell rate targets are judged per range too:
+    # U[1,5] and U[0.5,2] differ in how far apart the atoms' magnitudes lie, which is what
+    # decides whether a small atom stands above 1 % noise.
+    ranges = sorted({tuple(c["x_range"]) for c in cells})
+
+    def per_range(text, pred, threshold):
+        def worst(g):
+            return min(c["exact"] for c in g)
+        add(text, cells_where(pred), worst, lambda v: v >= threshold, lambda v: "min " + pct(v))
+        if len(ranges) > 1:
+            for xr in ranges:
+                add("%s, U[%g,%g]" % ((text,) + xr),
+                    cells_where(lambda c, xr=xr: pred(c) and tuple(c["x_range"]) == xr),
+                    worst, lambda v: v >= threshold, lambda v: "min " + pct(v))
+
+    per_range("Required: exact >= 95 % in every noise-0 cell", lambda c: c["noise"] == 0, 0.95)
+    per_range("Required: exact >= 85 % in every 1 %-noise cell", lambda c: c["noise"] == 0.01,
+              0.85)
     missed = [c["missed_rel_rmse_max"] for c in cells
               if c["noise"] <= 0.01 and c["missed_rel_rmse_max"] is not None]
     if any(c["noise"] <= 0.01 for c in cells):
@@ -285,11 +298,9 @@ def _targets(cells, laws) -> list:
         out.append({"target": "Required: every physics law exact at noise %s" % pct(noise),
                     "value": "%d / %d" % (n_exact, len(group)), "ok": n_exact == len(group),
                     "cells": len(group)})
-    add("Aim: exact >= 95 % in every 1 %-noise cell", cells_where(lambda c: c["noise"] == 0.01),
-        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.95, lambda v: "min " + pct(v))
-    add("Aim: exact >= 70 % at 10 % noise for K <= 2",
-        cells_where(lambda c: c["noise"] == 0.10 and c["K"] <= 2),
-        lambda g: min(c["exact"] for c in g), lambda v: v >= 0.70, lambda v: "min " + pct(v))
+    per_range("Aim: exact >= 95 % in every 1 %-noise cell", lambda c: c["noise"] == 0.01, 0.95)
+    per_range("Aim: exact >= 70 % at 10 % noise for K <= 2",
+              lambda c: c["noise"] == 0.10 and c["K"] <= 2, 0.70)
     # Time verdicts use CPU time of the single-threaded fit (= wall time on an idle core);
     # the wall clock is shown beside it.
     add("Time: d = 30, K = 6 median <= 10 s", cells_where(lambda c: c["d"] == 30 and c["K"] == 6),
