@@ -79,6 +79,20 @@ def test_too_few_rows(tmp_path):
     assert load_csv(p, None, min_rows=5)[1].shape == (5, 2)
 
 
+def test_board_data_keeps_missing_cells_and_takes_the_first_columns(tmp_path):
+    # what `ndyn stream` reads: the board answers a row with an empty or non-finite cell
+    # with "bad input", so the reader keeps it; other columns may hold anything
+    p = write(tmp_path, "a,b,note\n1,,x\nnan,inf,y\n3,4,z\n")
+    t = read_table(p, None, first=2, missing_ok=True)
+    assert t.header == ["a", "b"] and t.lines == [2, 3, 4]
+    assert np.isnan(t.values[0, 1]) and np.isnan(t.values[1, 0]) and np.isinf(t.values[1, 1])
+    assert t.values[2].tolist() == [3.0, 4.0]
+    assert "the model takes 3 inputs but the file has 2 columns" in error_of(
+        read_table, write(tmp_path, "a,b\n1,2\n"), None, first=3)
+    assert "'q' is not a number" in error_of(
+        read_table, write(tmp_path, "a,b\nq,2\n"), None, first=2, missing_ok=True)
+
+
 def test_missing_file_directory_and_binary(tmp_path):
     assert "no such file" in error_of(load_csv, tmp_path / "nope.csv")
     assert "is a directory" in error_of(load_csv, tmp_path)

@@ -57,16 +57,18 @@ def _open_text(path):
         raise UserError("%s: cannot read (%s)" % (p, exc.strerror or exc)) from None
 
 
-def _parse_cell(text, p, line, row, column):
+def _parse_cell(text, p, line, row, column, missing_ok=False):
     cell = text.strip()
     if not cell:
+        if missing_ok:
+            return math.nan
         raise UserError("%s line %d (row %d), column '%s': empty cell" % (p, line, row, column))
     try:
         value = float(cell)
     except ValueError:
         raise UserError("%s line %d (row %d), column '%s': '%s' is not a number"
                         % (p, line, row, column, _short(cell))) from None
-    if not math.isfinite(value):
+    if not math.isfinite(value) and not missing_ok:
         raise UserError("%s line %d (row %d), column '%s': '%s' is not a finite number"
                         % (p, line, row, column, _short(cell)))
     return value
@@ -76,8 +78,15 @@ def _short(text, limit=30):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def read_table(path, columns=None, min_rows=1) -> Table:
-    """Read ``columns`` (all when None) of a CSV file with a header row, validating every cell."""
+def read_table(path, columns=None, min_rows=1, first=None, missing_ok=False) -> Table:
+    """Read ``columns`` of a CSV file with a header row, validating every cell.
+
+    ``columns`` None means all of them, or the first ``first`` (a model's inputs, in
+    order) when that is given.
+    ``missing_ok``: an empty, nan or inf cell is read as it stands (NaN for empty)
+    instead of refused -- for data a board judges row by row (``ndyn stream``
+    answers such a row with "bad input" and goes on), not for fitting.
+    """
     p = _name(path)
     with _open_text(path) as fh:
         try:
@@ -90,6 +99,11 @@ def read_table(path, columns=None, min_rows=1) -> Table:
             if header is None:
                 raise UserError("%s: file is empty (expected a header row and data rows)" % p)
             _check_header(header, p)
+            if columns is None and first is not None:
+                if len(header) < first:
+                    raise UserError("%s: the model takes %d inputs but the file has %d columns"
+                                    % (p, first, len(header)))
+                columns = header[:first]
             wanted = list(header) if columns is None else list(columns)
             index = []
             for name in wanted:
@@ -105,7 +119,7 @@ def read_table(path, columns=None, min_rows=1) -> Table:
                 if len(fields) != len(header):
                     raise UserError("%s line %d (row %d): %d fields, but the header has %d"
                                     % (p, line, row, len(fields), len(header)))
-                rows.append([_parse_cell(fields[i], p, line, row, wanted[n])
+                rows.append([_parse_cell(fields[i], p, line, row, wanted[n], missing_ok)
                              for n, i in enumerate(index)])
                 lines.append(line)
         except UnicodeDecodeError:

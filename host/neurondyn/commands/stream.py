@@ -28,14 +28,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 import time
 
 import numpy as np
 
 from .. import protocol as P
-from ..data import check_writable, parse_names, read_model, write_output
+from ..data import check_writable, parse_names, read_model, read_table, write_output
 from ..errors import DeviceError, UserError
 from ..resume import GIVE_UP, ResumingStream, StreamInterrupted
 
@@ -66,55 +65,10 @@ def register(subparsers):
 
 
 def read_rows(path, columns, count):
-    """Rows of ``columns`` (or the first ``count`` columns) as float64; empty/nan cells -> NaN."""
-    try:
-        fh = open(path, "r", encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise UserError("%s: cannot read (%s)" % (path, exc.strerror or exc)) from None
-    with fh:
-        reader = csv.reader(fh, skipinitialspace=True)
-        header = None
-        try:
-            for fields in reader:
-                if any(f.strip() for f in fields):
-                    header = [f.strip() for f in fields]
-                    break
-            if header is None:
-                raise UserError("%s: file is empty (expected a header row and data rows)" % path)
-            if columns is None:
-                if len(header) < count:
-                    raise UserError("%s: the board's model takes %d inputs but the file has %d "
-                                    "columns" % (path, count, len(header)))
-                columns = header[:count]
-            index = []
-            for name in columns:
-                if name not in header:
-                    raise UserError("%s: column '%s' not found (columns are: %s)"
-                                    % (path, name, ", ".join(header)[:200]))
-                index.append(header.index(name))
-            rows = []
-            for fields in reader:
-                if not any(f.strip() for f in fields):
-                    continue
-                if len(fields) != len(header):
-                    raise UserError("%s line %d: %d fields, but the header has %d"
-                                    % (path, reader.line_num, len(fields), len(header)))
-                row = []
-                for n, i in enumerate(index):
-                    cell = fields[i].strip()
-                    try:
-                        row.append(float(cell) if cell else math.nan)
-                    except ValueError:
-                        raise UserError("%s line %d, column '%s': '%s' is not a number"
-                                        % (path, reader.line_num, columns[n], cell[:30])) from None
-                rows.append(row)
-        except UnicodeDecodeError:
-            raise UserError("%s: not a UTF-8 text file" % path) from None
-        except csv.Error as exc:
-            raise UserError("%s line %d: malformed CSV (%s)" % (path, reader.line_num, exc)) from None
-    if not rows:
-        raise UserError("%s: has a header but no data rows" % path)
-    return list(columns), np.asarray(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    """Rows of ``columns`` (or the first ``count`` columns) as float64; empty/nan cells -> NaN,
+    which the board answers with "bad input" for that row alone."""
+    table = read_table(path, columns, first=count, missing_ok=True)
+    return table.header, table.values
 
 
 def format_predictions(outputs, preds, status) -> str:
