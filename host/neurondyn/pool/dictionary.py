@@ -3,7 +3,7 @@
 Nucleation needs to know where in the lattice a new atom would lower the
 energy most.  The dictionary holds every atom with 1..3 non-zero exponents in
 {-2,-1,1,2} (124 at d = 3, 8,440 at d = 10, 266,920 at d = 30) as centred unit
-float32 columns on a seeded subsample of the rows.  The OLS score of a
+float32 vectors on a seeded subsample of the rows.  The OLS score of a
 candidate g against the current atoms (orthonormal basis Q, residual r) is the
 RSS it would remove:  (g.r)^2 / ||g - Q Q^T g||^2  -- unlike plain
 correlation with the residual, it does not favour "blend" atoms that mostly
@@ -30,6 +30,7 @@ CHUNK = 8192
 PREFILTER = 2048
 PREFILTER_MIN = 256
 PREFILTER_DIRECTIONS = 4
+ROWWISE_MIN_ROWS = 512       # levels on this many rows store one row per atom (see Level)
 
 
 def lattice_atoms(d: int, max_nonzero: int, min_nonzero: int = 1) -> np.ndarray:
@@ -99,7 +100,17 @@ class Dictionary:
 
 
 class Level:
-    """Candidate atoms with min..max non-zero exponents on subsample ``rows``."""
+    """Candidate atoms with min..max non-zero exponents on subsample ``rows``.
+
+    Layout: a scoring pass reads every atom's vector once, and the shortlist
+    then gathers a few hundred of them.  On long vectors (>= ``ROWWISE_MIN_ROWS``
+    rows: d <= ~20) the atoms are stored as rows (P, M), so the gather takes
+    whole rows -- out of an (M, P) array it touches a cache line per entry and
+    cost as much as the pass.  On short vectors (the three-exponent level at
+    d = 30, ~140 rows) the pass over an (M, P) array is twice as fast as over
+    (P, M) and the gather is cheap, so they stay columns.  Same numbers either
+    way, up to float32 summation order.
+    """
 
     def __init__(self, L, Y, rows, min_nonzero=1, max_nonzero=3):
         self.rows = np.asarray(rows)
@@ -123,7 +134,8 @@ class Level:
         UT = np.concatenate(powers + [np.ones((1, M))], axis=0).astype(np.float32)
         codes = self._codes()
         P = self.atoms.shape[0]
-        G = np.empty((M, P), dtype=np.float32)
+        self.rowwise = M >= ROWWISE_MIN_ROWS
+        G = np.empty((P, M) if self.rowwise else (M, P), dtype=np.float32)
         block = np.empty((CHUNK, M), dtype=np.float32)
         tmp = np.empty((CHUNK, M), dtype=np.float32)
         for s in range(0, P, CHUNK):
@@ -138,7 +150,10 @@ class Level:
             nrm = np.sqrt(np.einsum("ij,ij->i", b, b))
             nrm[~(nrm > 0)] = np.inf
             b /= nrm[:, None]
-            G[:, s:s + n] = b.T
+            if self.rowwise:
+                G[s:s + n] = b
+            else:
+                G[:, s:s + n] = b.T
         self.G = G
         self._ws = None
 
@@ -163,10 +178,11 @@ class Level:
     def size(self) -> int:
         return self.atoms.shape[0]
 
-    def _buffer(self, rows):
-        if self._ws is None or self._ws.shape[0] < rows:
-            self._ws = np.empty((max(rows, 16), self.size), dtype=np.float32)
-        return self._ws
+    def _buffer(self, q):
+        """A reusable (q, P) buffer for the scoring pass (transposed when rowwise)."""
+        if self._ws is None or self._ws.shape[0] < q:
+            self._ws = np.empty((max(q, PREFILTER_DIRECTIONS), self.size), dtype=np.float32)
+        return self._ws[:q]
 
     def score(self, atoms, top=32, exclude=()):
         """Shortlist of the ``top`` dictionary atoms by OLS score against ``atoms``.
@@ -209,18 +225,22 @@ class Level:
         else:
             P32 = R32
         q = P32.shape[0]
-        num = np.matmul(P32, self.G, out=self._buffer(q)[:q])            # (q, P)
+        num = self._buffer(q)                                             # (q, P)
+        if self.rowwise:
+            np.matmul(self.G, P32.T, out=num.T)
+        else:
+            np.matmul(P32, self.G, out=num)
         num *= num
         corr = num[0] if q == 1 else num.sum(axis=0)
         ex = set(tuple(w) for w in exclude)
         pre = min(max(PREFILTER_MIN, self.size // 16, top + len(ex)), PREFILTER, self.size)
         idx = np.argpartition(-corr, pre - 1)[:pre]
         idx.sort()
-        Gs = self.G[:, idx]                                               # (M, pre) float32
-        c = np.asarray(R32 @ Gs, dtype=np.float64)                        # (d_out, pre)
+        Gs = self.G[idx] if self.rowwise else self.G[:, idx].T            # (pre, M) float32
+        c = np.asarray(Gs @ R32.T, dtype=np.float64).T                   # (d_out, pre)
         if Q.shape[1]:
-            QG = np.ascontiguousarray(Q.T, dtype=np.float32) @ Gs
-            n2 = 1.0 - np.einsum("ij,ij->j", QG, QG, dtype=np.float64)
+            QG = Gs @ np.asarray(Q, dtype=np.float32)                     # (pre, m)
+            n2 = 1.0 - np.einsum("ij,ij->i", QG, QG, dtype=np.float64)
         else:
             n2 = np.ones(pre)
         n2 = np.maximum(n2, 1e-6)
