@@ -7,10 +7,11 @@ With ``--json`` the run is also resumable: finished problems are appended to
 partial files are removed once OUT is written.
 
 Sizes (CPU time on one idle core, measured on the shared development machine):
-``recovery --quick`` 36 grid problems + 18 laws, about 2 min; the full
-``recovery`` 720 grid problems + 36 law runs, roughly 40 min (35-60 depending
-on the annealer's speed at K = 6 and 10 % noise; ``--jobs 2`` about half on two
-idle cores; ``--x-ranges all`` doubles the grid);
+``recovery --quick`` 72 grid problems (both input ranges) + 18 laws, 2.5 min
+with ``--jobs 2``; the full ``recovery`` 1,440 grid problems (U[1,5] and
+U[0.5,2], the issue's grid) + 36 law runs, 45 min with ``--jobs 2`` on the
+2-core machine, about twice that on one core (``--x-ranges 1-5`` or ``0.5-2``
+halves the grid);
 ``optimizer --quick`` a few seconds, full about 3 min.  Interrupt a long run
 and rerun the same command with the same ``--json`` to resume it.
 """
@@ -38,8 +39,9 @@ def register(subparsers):
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="worker processes (default 1: per-problem times stay single-core "
                         "honest; more jobs only if that many cores are idle)")
-    p.add_argument("--x-ranges", choices=("1-5", "0.5-2", "all"), default="1-5",
-                   help="recovery: input range(s) U[1,5] (default), U[0.5,2] or both")
+    p.add_argument("--x-ranges", choices=("1-5", "0.5-2", "all"), default="all",
+                   help="recovery: input range(s): U[1,5], U[0.5,2] or both (default: both, "
+                        "the issue's grid)")
     p.add_argument("--list", action="store_true", help="list the suites and whether they exist")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
