@@ -336,5 +336,18 @@ def test_separability_tells_a_drowned_atom_from_a_clear_one():
     w = np.array([[0, -1, 0]]) if tuple(q.exponents[0]) != (0, -1, 0) else np.array([[-1, 0, 0]])
     q.exponents = np.vstack([q.exponents, w])
     q.Y = q.Y + 1e-6 * monomials(q.X, w)[:, 0]
+    q.coefficients = np.append(q.coefficients, 1e-6)
     res = identifiability.separability(q)
     assert not res["separable"] and res["weakest_gain"] < 1.0 and res["reasons"]
+    # ... and its own signal is a tiny fraction of the noise sd, where p's weakest is many sd
+    assert identifiability.weakest_signal(q) < 1e-3 < 3.0 < identifiability.weakest_signal(p)
+
+
+def test_weakest_signal_of_one_atom_is_its_spread_over_the_noise_sd():
+    from neurondyn.bench import identifiability
+    p = make_problem(3, 1, 0.05, seed=2, n=300, n_test=10)
+    term = p.coefficients[0] * monomials(p.X, p.exponents)[:, 0]
+    expected = np.std(term) / (0.05 * np.sqrt(np.mean(term ** 2)))
+    assert math.isclose(identifiability.weakest_signal(p), expected, rel_tol=1e-9)
+    p.noise = 0.0
+    assert identifiability.weakest_signal(p) is None

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..pool.energy import Design
 from .baselines import contract, lattice_triples, power_columns
-from .problems import NONZERO_EXPONENTS
+from .problems import NONZERO_EXPONENTS, monomials, rms
 
 SWAP_RADIUS = 2
 
@@ -138,3 +138,30 @@ def separability(problem, max_nonzero: int = 3) -> dict:
     return {"separable": not reasons, "weakest_gain": min(g for _, g in true_gains),
             "true_gains": true_gains, "null_max": {str(m): v for m, v in null_max.items()},
             "reasons": reasons}
+
+
+def weakest_signal(problem):
+    """How far the weakest true atom stands above the noise, in noise standard deviations.
+
+    For each true atom k, the part of its clean contribution a_k phi_k (on the
+    training rows) that a bias and the other true atoms cannot express -- what
+    is left for the data to identify it by -- as an RMS over the rows, divided
+    by the noise sd (noise x RMS of the clean target).  The smallest over the
+    atoms; None without noise.  With N rows, an atom at ratio s gains about
+    N s^2 in fit (chi-square units): at N = 2000, s = 0.05 is a gain of 5, the
+    size of a chance gain.  Why U[1, 5] is harder than U[0.5, 2]: a monomial with
+    three exponents of +-2 spans 5^12 there against 4^6, so a small atom sits
+    far below a noise set by the largest one.
+    """
+    X = np.asarray(problem.X, dtype=np.float64)
+    parts = monomials(X, problem.exponents) * np.asarray(problem.coefficients, dtype=np.float64)
+    sd = float(problem.noise) * rms(parts.sum(axis=1))
+    if not sd > 0:
+        return None
+    ratios = []
+    for k in range(parts.shape[1]):
+        A = np.column_stack([np.ones(X.shape[0]), np.delete(parts, k, axis=1)])
+        col = parts[:, k]
+        left = col - A @ np.linalg.lstsq(A, col, rcond=None)[0]
+        ratios.append(rms(left) / sd)
+    return float(min(ratios))
