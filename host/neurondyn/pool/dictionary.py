@@ -179,7 +179,8 @@ class Level:
         return self.atoms.shape[0]
 
     def _buffer(self, q):
-        """A reusable (q, P) buffer for the scoring pass (transposed when rowwise)."""
+        """A reusable (q, P) buffer for the scoring pass (a rowwise level fills it through
+        its transpose)."""
         if self._ws is None or self._ws.shape[0] < q:
             self._ws = np.empty((max(q, PREFILTER_DIRECTIONS), self.size), dtype=np.float32)
         return self._ws[:q]
