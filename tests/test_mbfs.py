@@ -61,7 +61,7 @@ def test_the_allocator_model_is_the_v1_file_system():
         try:
             repl = RawRepl(ser, loader=MICROBIT_LOADER)
             repl.enter(timeout=30)
-            before, after = (bytes.fromhex(x) for x in repl.exec(mbfs.probe_script()).split())
+            before, after = mbfs.read_probe(repl.exec(mbfs.probe_script()))
             probe = mbfs.probe_chunk(before, after)
             assert after[probe] == 0xFE
             model = bytearray(after)

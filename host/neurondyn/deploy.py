@@ -416,14 +416,11 @@ BLOB_PLACEMENTS = 8      # tries at laying fwk.bin out whole (the probe and fill
 
 def _make_room(repl, need: int) -> None:
     """Take the free chunks before the first run of ``need`` consecutive ones (neurondyn.mbfs)."""
-    lines = repl.exec(mbfs.probe_script()).split()
-    if len(lines) != 2:
-        return                      # not the file system we know: the F check decides
     try:
-        before, after = bytes.fromhex(lines[0]), bytes.fromhex(lines[1])
+        before, after = mbfs.read_probe(repl.exec(mbfs.probe_script()))
         skip = mbfs.filler_chunks(after, mbfs.probe_chunk(before, after), need)
     except ValueError:
-        return
+        return                      # not the file system we know: the F check decides
     if skip:
         repl.exec(mbfs.filler_script(skip), timeout=60)
 

@@ -78,6 +78,15 @@ def filler_script(chunks: int) -> str:
             "del f, z\n" % (FILLER, CHUNK_DATA, size // CHUNK_DATA, size % CHUNK_DATA))
 
 
+def read_probe(output: str) -> tuple:
+    """(markers before, markers after) from what ``probe_script`` printed; ValueError if
+    it is not two lines of hex (not the file system this module knows)."""
+    lines = output.split()
+    if len(lines) != 2:
+        raise ValueError("the probe printed %d lines, not 2" % len(lines))
+    return bytes.fromhex(lines[0]), bytes.fromhex(lines[1])
+
+
 def probe_chunk(before: bytes, after: bytes) -> int:
     """The 0-based chunk the probe file took: the one chunk that went from unused to a file start."""
     taken = [i for i, (b, a) in enumerate(zip(before, after)) if b == UNUSED and a != UNUSED]
