@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import pytest
 
-from neurondyn import cli, feeling, ndm
+from neurondyn import cli, feeling, ndm, protocol as P
 from neurondyn.link import Board
 from neurondyn.model import Model
 
@@ -296,9 +296,9 @@ def test_a_retransmitted_train_frame_steps_once(fw):
     with Board.open(board.port) as b:
         dups = b.stats()["dups"]
         seq = b.seq
-        first = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
+        first = b._exchange(P.TRAIN, payload, 1.0, "TRAIN")
         b.seq = seq                                   # the same frame again, same seq
-        again = b._exchange(feeling.TRAIN, payload, 1.0, "TRAIN")
+        again = b._exchange(P.TRAIN, payload, 1.0, "TRAIN")
         assert again == first
         assert b.stats()["dups"] - dups == 1
         once = feeling.Feeler(model, np.float32)
@@ -316,7 +316,7 @@ def refuse_feeling(board):
     msg = fwd.E[14]
 
     def refusing(S, h, _=0):
-        return 4 if S[7] & 63 in (feeling.TRAIN, feeling.PULL) else msg(S, h, _)
+        return 4 if S[7] & 63 in (P.TRAIN, P.PULL) else msg(S, h, _)
     fwd.E = fwd.E[:14] + (refusing,) + fwd.E[15:]
 
 

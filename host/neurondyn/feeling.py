@@ -39,7 +39,6 @@ from . import ndm, protocol as P
 from .errors import DeviceError, UserError
 from .model import Model
 
-PULL, TRAIN = P.PULL, P.TRAIN   # the messages feeling uses (docs/protocol.md 4)
 FLAG_EVAL = 0x01
 MU = 1.5                      # default step of the first pass (then halved each pass)
 HOLDOUT = 0.2                 # default fraction of rows the board evaluates on
@@ -163,7 +162,7 @@ def train(board, X, Y, mu: float = 0.0, evaluate: bool = False, progress=None) -
     timeout = max(board.timeout, 0.5 + 0.15 * per)
     for start in range(0, len(X), per):
         rows = np.hstack([X[start:start + per], Y[start:start + per]])
-        body = _request(board, TRAIN, head + rows.astype("<f4").tobytes(), timeout=timeout,
+        body = _request(board, P.TRAIN, head + rows.astype("<f4").tobytes(), timeout=timeout,
                         what="EVAL" if evaluate else "TRAIN")
         if len(body) != 4 + 4 * info["d_out"]:
             raise DeviceError("board at %s sent a TRAIN reply of %d bytes" % (board.port, len(body)))
@@ -207,11 +206,11 @@ def commit(board) -> int:
 def pull(board) -> bytes:
     """The .ndm bytes the board serves now, CRC-verified (DeviceError if torn)."""
     step = board.info["max_reply"] - 8
-    body = _request(board, PULL, struct.pack("<IH", 0, step), what="PULL")
+    body = _request(board, P.PULL, struct.pack("<IH", 0, step), what="PULL")
     total, crc = struct.unpack_from("<II", body, 0)
     data = bytearray(body[8:])
     while len(data) < total:
-        body = _request(board, PULL, struct.pack("<IH", len(data), step), what="PULL")
+        body = _request(board, P.PULL, struct.pack("<IH", len(data), step), what="PULL")
         if len(body) <= 8 or struct.unpack_from("<II", body, 0) != (total, crc):
             raise DeviceError("board at %s changed its model during PULL" % board.port)
         data += body[8:]
